@@ -21,6 +21,7 @@ _EXPORTS = {
     # importing these does not load RDKit (constructing a DatasetSpec checks the featurizer name, which does)
     "GraphBatch": "batch",
     "collate": "batch",
+    "size_batches": "batch",
     "MolGraph": "graph",
     "Standardizer": "standardize",
     "DatasetSpec": "spec",

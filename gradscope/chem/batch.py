@@ -21,6 +21,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Sequence
 
+import numpy as np
 import torch
 
 from gradscope.errors import GradscopeError
@@ -114,3 +115,38 @@ def collate(
     y = torch.where(y_mask, y, torch.zeros((), dtype=y.dtype))
     index = torch.tensor([g.index for g in graphs], dtype=torch.int64)
     return GraphBatch(atoms=atoms, bonds=bonds, distances=distances, mask=mask, y=y, y_mask=y_mask, index=index)
+
+
+#: Default cost cap of one size-packed batch: molecules × (padded atoms)² ≤ this many atom pairs.
+#: Attention and the bond tensor grow with the square of the padded length; 32,768 pairs is 32
+#: molecules of 32 atoms, and was the fastest of 8k–128k for the small and compt models on a CPU
+#: (``python benchmarks/landscape.py``; docs/benchmarks.md).
+DEFAULT_PAIR_BUDGET = 32_768
+
+
+def size_batches(n_atoms: "Sequence[int] | np.ndarray", *, pair_budget: int = DEFAULT_PAIR_BUDGET,
+                 max_batch: int = 256) -> list[np.ndarray]:
+    """Positions ``0..len(n_atoms)-1`` grouped into batches of molecules of similar size.
+
+    A padded batch costs about ``B·L²`` (attention rows and bond pairs) however small its
+    molecules are, so a random batch with one 100-atom molecule pays for 100² pairs per molecule.
+    For a fixed evaluation set (validation, loss landscapes, Hessians) the order does not matter,
+    so the molecules are sorted by atom count (stable: ties keep their order) and consecutive ones
+    share a batch while ``B·L² ≤ pair_budget`` and ``B ≤ max_batch``; a molecule over the budget
+    on its own gets a batch of one. Every position appears exactly once.
+    """
+    sizes = np.asarray(n_atoms, dtype=np.int64).reshape(-1)
+    if pair_budget < 1 or max_batch < 1:
+        raise GradscopeError("pair_budget and max_batch must be positive")
+    order = np.argsort(sizes, kind="stable")
+    batches: list[np.ndarray] = []
+    start = 0
+    for end in range(1, len(order) + 1):
+        # the batch order[start:end] would be padded to its last (largest) molecule
+        if end - start > 1 and ((end - start) * int(sizes[order[end - 1]]) ** 2 > pair_budget
+                                or end - start > max_batch):
+            batches.append(order[start:end - 1])
+            start = end - 1
+    if start < len(order):
+        batches.append(order[start:])
+    return batches

@@ -23,7 +23,7 @@ from torch.utils.data import DataLoader, Subset
 
 from gradscope.chem import cache as _cache
 from gradscope.chem._rdkit import parse_smiles
-from gradscope.chem.batch import GraphBatch, collate
+from gradscope.chem.batch import DEFAULT_PAIR_BUDGET, GraphBatch, collate, size_batches
 from gradscope.chem.featurizers import Featurizer, get_featurizer
 from gradscope.chem.graph import MolGraph
 from gradscope.chem.registry import CLASSIFICATION, DatasetInfo, dataset_info, is_registered
@@ -119,6 +119,11 @@ class MoleculeDataset(torch.utils.data.Dataset):
         return [g.smiles for g in self.graphs]
 
     @property
+    def n_atoms(self) -> np.ndarray:
+        """int64 ``[N]``: atoms of each molecule."""
+        return np.array([g.n_atoms for g in self.graphs], dtype=np.int64)
+
+    @property
     def label_mask(self) -> np.ndarray:
         """bool ``[N, T]``: True where a label is present."""
         return ~np.isnan(self.labels)
@@ -141,6 +146,24 @@ class MoleculeDataset(torch.utils.data.Dataset):
         """One :class:`GraphBatch` of the molecules at ``indices`` (default: all of them)."""
         idx = range(len(self)) if indices is None else np.asarray(indices, dtype=np.int64).tolist()
         return collate([self[i] for i in idx], standardizer=standardizer, pad_to=pad_to, n_tasks=self.n_tasks)
+
+    def size_batches(
+        self,
+        indices: "Sequence[int] | np.ndarray | None" = None,
+        *,
+        standardizer: Standardizer | None = None,
+        pair_budget: int = DEFAULT_PAIR_BUDGET,
+        max_batch: int = 256,
+    ) -> list[GraphBatch]:
+        """The molecules at ``indices`` (default: all) as size-packed batches for evaluation.
+
+        See :func:`gradscope.chem.batch.size_batches`: similar-sized molecules share a batch, so
+        little is spent on padding. Losses and metrics over the whole set do not depend on the
+        grouping when batches are weighted by their label counts (``batch.y_mask.sum()``).
+        """
+        idx = np.arange(len(self)) if indices is None else np.asarray(indices, dtype=np.int64)
+        groups = size_batches(self.n_atoms[idx], pair_budget=pair_budget, max_batch=max_batch)
+        return [self.batch(idx[g], standardizer=standardizer) for g in groups]
 
     def loader(
         self,

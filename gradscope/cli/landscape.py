@@ -97,27 +97,29 @@ def run(args: argparse.Namespace) -> int:
 
     results, sharpness = {}, {}
     for label, r in zip(labels, runs):
-        batches = _batches(r, args.split, args.samples)
+        batches, weights = _batches(r, args.split, args.samples)
         loss_fn = loss_fn_for(r.data.task)
         metric_fn = _metric_fn(r)
         directions: Any = None
         if args.directions == "eps-omega":
             directions = _eps_omega(r, args.step, args.dim, args.normalization, args.include_1d, directions_from_vectors)
         elif args.directions == "hessian":
-            directions = hessian_directions(r.model, batches, loss_fn, k=args.dim, seed=args.seed)
+            directions = hessian_directions(r.model, batches, loss_fn, k=args.dim, seed=args.seed,
+                                            batch_weights=weights)
         elif args.directions == "interpolate":
             if r is not first:
                 break  # one line from the first checkpoint to the second
             directions = interpolation_direction(first.model, runs[1].model)
             label = f"{labels[0]}→{labels[1]}"
         results[label] = compute_landscape(
-            r.model, batches, loss_fn, settings, directions=directions, metric_fn=metric_fn,
+            r.model, batches, loss_fn, settings, directions=directions, metric_fn=metric_fn, batch_weights=weights,
             metric_name=r.data.metric, out_path=out / f"{_safe(label)}.h5", resume=args.resume,
             overwrite=args.overwrite, progress=progress, label=label, checkpoint=str(r.path))
         if args.hessian:
             sharpness[label] = measure_sharpness(
                 r.model, batches, loss_fn, SharpnessSettings(radius=args.radius, seed=args.seed,
-                                                             normalization=args.normalization), progress=progress)
+                                                             normalization=args.normalization),
+                batch_weights=weights, progress=progress)
     if info.is_main:
         written = save_plots(results, out)
         _report(results, sharpness, out, written, args.radius)
@@ -142,12 +144,15 @@ def _safe(label: str) -> str:
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in label)
 
 
-def _batches(run, split: str, samples: int | None, batch_size: int = 128):
+def _batches(run, split: str, samples: int | None):
+    """The evaluation set as size-packed batches (little padding; the grouping does not change
+    the loss) and their label counts as weights, so the loss is the mean over present labels
+    exactly as training's evaluation computes it."""
     idx = run.data.split[split]
     if samples is not None:
         idx = idx[:samples]
-    return [run.data.dataset.batch(idx[i:i + batch_size], standardizer=run.data.standardizer)
-            for i in range(0, len(idx), batch_size)]
+    batches = run.data.dataset.size_batches(idx, standardizer=run.data.standardizer)
+    return batches, [float(b.y_mask.sum()) for b in batches]
 
 
 def _metric_fn(run):

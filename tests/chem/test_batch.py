@@ -96,3 +96,55 @@ def test_dataset_pickles_for_worker_processes(tmp_path):
     back = pickle.loads(pickle.dumps(ds))
     assert back.featurizer is ds.featurizer and back.smiles == ds.smiles
     assert torch.equal(collate([back[0], back[2]]).atoms, collate([ds[0], ds[2]]).atoms)
+
+
+def _size_batches_reference(sizes: list[int], budget: int, max_batch: int) -> list[list[int]]:
+    """Greedy packing written plainly: sort by size (ties by position), open a new batch when
+    adding the next molecule would break B·L² ≤ budget or B ≤ max_batch."""
+    order = sorted(range(len(sizes)), key=lambda i: (sizes[i], i))
+    out: list[list[int]] = []
+    for i in order:
+        if out and (len(out[-1]) + 1) * sizes[i] ** 2 <= budget and len(out[-1]) + 1 <= max_batch:
+            out[-1].append(i)
+        else:
+            out.append([i])
+    return out
+
+
+@pytest.mark.parametrize("budget,max_batch", [(1, 256), (50, 256), (400, 3), (10_000, 256), (10**9, 4)])
+def test_size_batches_against_a_plain_greedy_packing(budget, max_batch):
+    from gradscope.chem import size_batches
+
+    sizes = np.random.default_rng(0).integers(1, 40, size=57).tolist() + [100, 3, 3]
+    got = [g.tolist() for g in size_batches(sizes, pair_budget=budget, max_batch=max_batch)]
+    assert got == _size_batches_reference(sizes, budget, max_batch)
+    assert sorted(i for g in got for i in g) == list(range(len(sizes)))  # each molecule once
+    for g in got:
+        assert len(g) <= max_batch
+        assert len(g) == 1 or len(g) * max(sizes[i] for i in g) ** 2 <= budget
+
+
+def test_size_batches_rejects_bad_budgets_and_handles_empty():
+    from gradscope.chem import size_batches
+
+    assert size_batches([]) == []
+    with pytest.raises(GradscopeError, match="positive"):
+        size_batches([3, 4], pair_budget=0)
+
+
+def test_dataset_size_batches_keep_every_molecule_and_its_labels(tmp_path):
+    from gradscope.chem import load_dataset
+
+    smiles = ["C" * n for n in (1, 9, 2, 8, 3, 7, 4, 6, 5, 12)]
+    p = tmp_path / "m.csv"
+    p.write_text("smiles,y\n" + "".join(f"{s},{0.5 * i + 0.1}\n" for i, s in enumerate(smiles)))
+    ds = load_dataset(p, progress=False)
+    idx = np.array([9, 0, 3, 5, 7, 1])
+    batches = ds.size_batches(idx, pair_budget=2 * 9**2)
+    got = np.concatenate([b.index.numpy() for b in batches])
+    assert sorted(got.tolist()) == sorted(idx.tolist())
+    assert [int(b.mask.sum(1).max()) for b in batches] == [b.max_atoms for b in batches]  # no extra padding
+    for b in batches:  # labels travel with their molecules
+        np.testing.assert_array_equal(b.y[:, 0].numpy(), ds.labels[b.index.numpy(), 0])
+    sizes = [b.max_atoms for b in batches]
+    assert sizes == sorted(sizes)

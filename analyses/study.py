@@ -1,0 +1,235 @@
+"""The reproduction study of the GraphSAM paper: which runs, with which settings, and running them.
+
+Wang et al., "Efficient Sharpness-Aware Minimization for Molecular Graph Transformer Models",
+ICLR 2024 (arXiv 2406.13137). The study trains the graph transformer on MoleculeNet datasets with
+Adam, SAM and GraphSAM (the paper's Tables 1–2), SAM-One and SAM-k (its Observation 2) and the
+authors' released GraphSAM code (``graphsam-released``), several seeds each, every run recorded
+with the exact-ε probe; then it draws 1-D landscapes with λ_max around the Adam, SAM and GraphSAM
+minima of each (dataset, seed). :mod:`analyses.reproduction` turns the results into
+docs/reproduction.md's tables and figures.
+
+Two sizes: ``cpu`` (the ``small`` model, 15 epochs — what a 2-core machine finishes in about an
+hour with two jobs) and ``full`` (the ``compt`` model, 100 epochs, five seeds, all six datasets,
+for a GPU). Usage::
+
+    python -m analyses.study run  STUDY_DIR [--size cpu|full] [--jobs 2] [--datasets bbbp,esol] [--seeds 0,1,2]
+    python -m analyses.study list STUDY_DIR [--size cpu]      # the plan and what is done
+
+``run`` is idempotent: finished runs are skipped, interrupted ones resume from their last
+checkpoint, so the command can simply be started again. Each run's log is STUDY_DIR/logs/NAME.log.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+#: Hyperparameters of the paper (§5 and Appendix): ρ = 0.05, β = 0.99, γ = 0.5, λ = 1.
+PAPER_RHO, PAPER_BETA, PAPER_GAMMA, PAPER_LAMBDA = 0.05, 0.99, 0.5, 1
+
+#: Per optimizer, the ``gradscope record`` flags of the study. SAM keeps ρ constant (Foret et
+#: al.'s SAM, the paper's baseline); GraphSAM decays ρ by γ every λ epochs as the paper does, and
+#: SAM-One / SAM-k share that schedule because they are GraphSAM's ablations (Observation 2).
+#: The released code compounds its own ρ and radius (see gradscope.optim.released).
+OPTIMIZER_FLAGS: dict[str, tuple[str, ...]] = {
+    "adam": (),
+    "sam": ("--rho", str(PAPER_RHO), "--gamma", "1"),
+    "graphsam": ("--rho", str(PAPER_RHO), "--beta", str(PAPER_BETA), "--gamma", str(PAPER_GAMMA),
+                 "--rho-step", str(PAPER_LAMBDA)),
+    "sam-one": ("--rho", str(PAPER_RHO), "--gamma", str(PAPER_GAMMA), "--rho-step", str(PAPER_LAMBDA)),
+    "sam-k": ("--rho", str(PAPER_RHO), "--gamma", str(PAPER_GAMMA), "--rho-step", str(PAPER_LAMBDA), "--k", "8"),
+    "graphsam-released": ("--rho", str(PAPER_RHO), "--beta", str(PAPER_BETA), "--gamma", str(PAPER_GAMMA),
+                          "--rho-step", str(PAPER_LAMBDA)),
+}
+
+#: The minima whose landscapes Fig. 2 compares.
+LANDSCAPE_OPTIMIZERS: tuple[str, ...] = ("adam", "sam", "graphsam")
+
+
+@dataclass(frozen=True)
+class Size:
+    """How big the study is: model, epochs, seeds, datasets, probe cadence, landscape settings."""
+
+    name: str
+    model: str
+    epochs: int
+    seeds: tuple[int, ...]
+    datasets: tuple[str, ...]
+    probe_every: int
+    threads: int | None
+    landscape_points: int = 41
+    landscape_samples: int = 512
+
+
+SIZES: dict[str, Size] = {
+    "cpu": Size("cpu", model="small", epochs=15, seeds=(0, 1, 2), datasets=("bbbp", "esol"), probe_every=5,
+                threads=1),
+    "full": Size("full", model="compt", epochs=100, seeds=(0, 1, 2, 3, 4),
+                 datasets=("bbbp", "tox21", "sider", "clintox", "esol", "lipophilicity"), probe_every=5,
+                 threads=None, landscape_samples=2048),
+}
+
+
+@dataclass(frozen=True)
+class StudyRun:
+    """One training run of the study."""
+
+    dataset: str
+    optimizer: str
+    seed: int
+
+    @property
+    def name(self) -> str:
+        return f"{self.dataset}-{self.optimizer}-s{self.seed}"
+
+
+def plan(size: Size, optimizers: Sequence[str] = tuple(OPTIMIZER_FLAGS)) -> list[StudyRun]:
+    """Every run of the study, the cheapest datasets' runs first within each seed."""
+    return [StudyRun(d, o, s) for s in size.seeds for d in size.datasets for o in optimizers]
+
+
+def data_dir() -> Path | None:
+    """Where local MoleculeNet CSVs are (``GRADSCOPE_MOLECULENET``), or None to download/cache."""
+    value = os.environ.get("GRADSCOPE_MOLECULENET")
+    return Path(value) if value else None
+
+
+def record_args(run: StudyRun, size: Size, run_dir: Path) -> list[str]:
+    """The ``gradscope record`` arguments of one run (a fresh start)."""
+    args = ["--dataset", run.dataset, "--optimizer", run.optimizer, "--model", size.model,
+            "--epochs", str(size.epochs), "--seed", str(run.seed), "--split", "random",
+            "--out", str(run_dir), "--quiet", *OPTIMIZER_FLAGS[run.optimizer]]
+    if run.optimizer != "adam":  # Adam has no ε to compare with the exact gradient
+        args += ["--probe-exact-every", str(size.probe_every)]
+    local = data_dir()
+    if local is not None and (local / f"{run.dataset}.csv").is_file():
+        args[:0] = ["--data", str(local / f"{run.dataset}.csv")]
+    if size.threads is not None:
+        args += ["--threads", str(size.threads)]
+    return args
+
+
+def epochs_done(run_dir: Path) -> int:
+    """How many epochs the run's trace holds (0 when there is none or it cannot be read)."""
+    trace_file = run_dir / "trace.h5"
+    if not trace_file.is_file():
+        return 0
+    from gradscope.errors import GradscopeError
+    from gradscope.trace import open_trace
+
+    try:
+        return open_trace(trace_file).epochs.rows
+    except (GradscopeError, OSError, KeyError):  # unreadable means "not done": the run starts again
+        return 0
+
+
+def _gradscope(args: Sequence[str], log: Path, threads: int | None = None) -> int:
+    env = dict(os.environ)
+    if threads is not None:  # parallel jobs must not each start one thread per core
+        env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
+    with open(log, "a") as handle:
+        handle.write(f"$ gradscope {' '.join(args)}\n")
+        handle.flush()
+        return subprocess.run([sys.executable, "-m", "gradscope", *args], stdout=handle,
+                              stderr=subprocess.STDOUT, env=env).returncode
+
+
+def train(run: StudyRun, size: Size, root: Path) -> tuple[StudyRun, str, float]:
+    """Train one run (skip when done, resume when interrupted); returns (run, outcome, seconds)."""
+    run_dir = root / "runs" / run.name
+    log = root / "logs" / f"{run.name}.log"
+    done = epochs_done(run_dir)
+    if done >= size.epochs:
+        return run, "done before", 0.0
+    start = time.perf_counter()
+    if done > 0 and (run_dir / "checkpoints" / "last.pt").is_file():
+        args = ["record", "--resume", str(run_dir), "--epochs", str(size.epochs), "--quiet"]
+    else:
+        args = ["record", *record_args(run, size, run_dir), "--overwrite"]
+    code = _gradscope(args, log, size.threads)
+    outcome = "trained" if code == 0 else f"failed (exit {code}, see {log})"
+    return run, outcome, time.perf_counter() - start
+
+
+def landscape(dataset: str, seed: int, size: Size, root: Path) -> tuple[str, str, float]:
+    """1-D filter-normalized landscapes with λ_max around the Adam, SAM and GraphSAM minima."""
+    name = f"{dataset}-s{seed}"
+    out = root / "landscapes" / name
+    if (out / "landscape.done").is_file():
+        return name, "done before", 0.0
+    runs = [root / "runs" / StudyRun(dataset, o, seed).name for o in LANDSCAPE_OPTIMIZERS]
+    if any(epochs_done(r) < size.epochs for r in runs):
+        return name, "skipped (training not finished)", 0.0
+    start = time.perf_counter()
+    args = ["landscape", *map(str, runs), "--dim", "1", "--points", str(size.landscape_points), "--range", "1",
+            "--samples", str(size.landscape_samples), "--split", "train", "--seed", str(seed), "--hessian",
+            "--out", str(out), "--overwrite", "--quiet"]
+    code = _gradscope(args, root / "logs" / f"landscape-{name}.log", size.threads)
+    if code == 0:
+        (out / "landscape.done").write_text("ok\n")
+    return name, "drawn" if code == 0 else f"failed (exit {code})", time.perf_counter() - start
+
+
+def run_study(root: Path, size: Size, jobs: int = 2) -> int:
+    """Train every run with ``jobs`` parallel processes, then draw the landscapes; 0 when all succeeded."""
+    (root / "runs").mkdir(parents=True, exist_ok=True)
+    (root / "logs").mkdir(exist_ok=True)
+    (root / "study.txt").write_text(f"size {size}\n")
+    runs = plan(size)
+    failures = 0
+    started = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        futures = [pool.submit(train, r, size, root) for r in runs]
+        for i, future in enumerate(as_completed(futures), 1):
+            run, outcome, seconds = future.result()
+            failures += outcome.startswith("failed")
+            print(f"[{i}/{len(runs)}] {run.name}: {outcome} in {seconds:.0f} s "
+                  f"(elapsed {time.perf_counter() - started:.0f} s)", flush=True)
+        pairs = [(d, s) for s in size.seeds for d in size.datasets]
+        futures = [pool.submit(landscape, d, s, size, root) for d, s in pairs]
+        for future in as_completed(futures):
+            name, outcome, seconds = future.result()
+            failures += outcome.startswith("failed")
+            print(f"landscape {name}: {outcome} in {seconds:.0f} s", flush=True)
+    return 0 if failures == 0 else 1
+
+
+def _size_from(args: argparse.Namespace) -> Size:
+    size = SIZES[args.size]
+    if args.datasets:
+        size = replace(size, datasets=tuple(args.datasets.split(",")))
+    if args.seeds:
+        size = replace(size, seeds=tuple(int(s) for s in args.seeds.split(",")))
+    if args.epochs:
+        size = replace(size, epochs=args.epochs)
+    return size
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m analyses.study", description=__doc__.split("\n\n")[0])
+    parser.add_argument("command", choices=("run", "list"))
+    parser.add_argument("root", type=Path, help="the study directory")
+    parser.add_argument("--size", choices=tuple(SIZES), default="cpu")
+    parser.add_argument("--jobs", type=int, default=2, help="runs trained at once (default 2)")
+    parser.add_argument("--datasets", help="comma-separated, overrides the size's datasets")
+    parser.add_argument("--seeds", help="comma-separated, overrides the size's seeds")
+    parser.add_argument("--epochs", type=int, help="overrides the size's epochs")
+    args = parser.parse_args(argv)
+    size = _size_from(args)
+    if args.jobs < 1:
+        parser.error("--jobs must be at least 1")
+    if args.command == "list":
+        for r in plan(size):
+            print(f"{r.name:32s} {epochs_done(args.root / 'runs' / r.name)}/{size.epochs} epochs")
+        return 0
+    return run_study(args.root, size, args.jobs)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
