@@ -11,9 +11,13 @@ Measured, on the same model, data, directions and device, interleaved A/B/C/A/B/
      state of a large grid, or of further surfaces with the same evaluator);
    * ``loop``        — a per-point loop in the style of the ``loss-landscapes`` package: one copy
      of the model, per point write θ₀ + a·d₁ + b·d₂ into it, forward every batch, read the loss;
+   * ``loop-packed`` — the same loop over gradscope's size-packed batches (an ablation: what the
+     packing alone buys, and what batching grid points adds on top);
    * ``loss-landscapes`` — the package itself (``planar_interpolation`` fed our directions as
-     end-point models; (n−1)² points), where installed.
-   Target: gradscope ≥ 3× the loop.
+     end-point models; (n−1)² points; its API takes one ``(inputs, target)`` batch), where installed.
+   Target: gradscope ≥ 3× the loop and the package. The first workload is real: BBBP molecules
+   with the ``small`` transformer, evaluated as ``gradscope landscape`` does (size-packed batches);
+   the loop gets the training loader's batches of 32 in split order.
 2. Filter normalization of two directions for a transformer-sized model: vectorized
    (:func:`gradscope.landscape.normalize_directions`) vs a per-filter Python loop (and the
    package's ``filter_normalize_``). Target ≥ 20×.
@@ -37,6 +41,7 @@ import statistics
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -44,28 +49,57 @@ import torch
 from torch import nn
 from torch.nn.utils import vector_to_parameters
 
+if not __package__:  # run as a script: make ``benchmarks.common`` importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
 from gradscope.landscape import LandscapeEvaluator, ParamLayout, normalize_directions, random_directions
 
 RESULTS = Path(__file__).resolve().parent / "results" / "landscape.json"
 
 
 # ----------------------------------------------------------------------------- workloads
-def mlp_workload(device: torch.device, width: int, n: int):
+@dataclass
+class Workload:
+    """One model and evaluation set, as each method receives it.
+
+    ``batches``/``weights`` are what gradscope evaluates (for molecules: size-packed batches
+    weighted by label counts, as ``gradscope landscape`` builds them); ``loop_batches`` are a
+    user's natural batches (the training loader's size, in split order); ``package`` is the one
+    ``(inputs, target, loss_fn)`` batch that the loss-landscapes API takes.
+    """
+
+    name: str
+    model: nn.Module
+    batches: list
+    weights: list[float] | None
+    loop_batches: list
+    loss: Callable
+    forward: Callable
+    package: tuple
+    points: int
+
+
+def mlp_workload(device: torch.device, width: int, n: int, points: int) -> Workload:
     torch.manual_seed(0)
     model = nn.Sequential(nn.Linear(32, width), nn.ReLU(), nn.Linear(width, width), nn.ReLU(), nn.Linear(width, 10))
     g = torch.Generator().manual_seed(1)
     x, y = torch.randn(n, 32, generator=g).to(device), torch.randint(0, 10, (n,), generator=g).to(device)
     loss = lambda out, b: nn.functional.cross_entropy(out, b[1])  # noqa: E731
     fwd = lambda m, b: m(b[0])  # noqa: E731
-    return f"mlp-{width} ({n} samples)", model.to(device), [(x, y)], loss, fwd, (x, y, nn.functional.cross_entropy)
+    batches = [(x, y)]  # the loop gets the same batches: no packing question here
+    return Workload(f"mlp-{width} ({n} samples)", model.to(device), batches, None, batches, loss, fwd,
+                    (x, y, nn.functional.cross_entropy), points)
 
 
-def transformer_workload(device: torch.device, preset: str, b: int, n: int):
-    try:
-        from gradscope.chem.batch import GraphBatch
-        from gradscope.models import ModelConfig, build_model
-    except ImportError:
-        return None
+def _bce(out: torch.Tensor, bt) -> torch.Tensor:  # noqa: ANN001
+    return nn.functional.binary_cross_entropy_with_logits(out, bt.y)
+
+
+def transformer_workload(device: torch.device, preset: str, b: int, n: int, points: int) -> Workload:
+    """Random equal-sized graphs: the model's cost without any padding question."""
+    from gradscope.chem.batch import GraphBatch
+    from gradscope.models import ModelConfig, build_model
+
     torch.manual_seed(0)
     model = build_model(ModelConfig.preset(preset, atom_dim=32, bond_dim=8, n_tasks=2))
     g = torch.Generator().manual_seed(2)
@@ -78,28 +112,55 @@ def transformer_workload(device: torch.device, preset: str, b: int, n: int):
         distances=dist, mask=mask, y=torch.randint(0, 2, (b, 2), generator=g).float(),
         y_mask=torch.ones(b, 2, dtype=torch.bool), index=torch.arange(b),
     ).to(device)
-
-    def loss(out, bt):
-        return nn.functional.binary_cross_entropy_with_logits(out, bt.y)
-
     fwd = lambda m, bt: m(bt)  # noqa: E731
-    return f"graph-transformer-{preset} ({b} mols x {n} atoms)", model.to(device), [batch], loss, fwd, (batch, batch, loss)
+    batches = [batch]
+    return Workload(f"graph-transformer-{preset} ({b} mols x {n} atoms)", model.to(device), batches, None, batches,
+                    _bce, fwd, (batch, batch, _bce), points)
 
 
-def workloads(device: torch.device, quick: bool) -> list[tuple[Callable[[], object], int]]:
-    """(factory, grid points per axis): overhead-bound and compute-bound cases."""
+def molecule_workload(device: torch.device, preset: str, n: int, points: int) -> Workload | None:
+    """``n`` BBBP molecules (seeded random sample) and the transformer preset, as in ``gradscope landscape``."""
+    from benchmarks.common import moleculenet_dir
+    from gradscope.chem import load_dataset
+    from gradscope.models import ModelConfig, build_model
+
+    path = moleculenet_dir() / "bbbp.csv"
+    if not path.is_file():
+        print(f"  skipped the BBBP workload: {path} not found (set GRADSCOPE_MOLECULENET)", file=sys.stderr)
+        return None
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ds = load_dataset("bbbp", data_dir=path.parent, progress=False)
+    idx = np.random.default_rng(0).permutation(len(ds))[:n]
+    torch.manual_seed(0)
+    model = build_model(ModelConfig.preset(preset, atom_dim=ds.atom_dim, bond_dim=ds.bond_dim, n_tasks=ds.n_tasks))
+    packed = [b.to(device) for b in ds.size_batches(idx)]
+    natural = [ds.batch(idx[i:i + 32]).to(device) for i in range(0, n, 32)]  # the training loader's batch size
+    whole = ds.batch(idx).to(device)
+    fwd = lambda m, bt: m(bt)  # noqa: E731
+    return Workload(f"BBBP {preset} ({n} molecules)", model.to(device), packed,
+                    [float(b.y_mask.sum()) for b in packed], natural, _bce, fwd,
+                    (whole, whole, _bce), points)
+
+
+def workloads(device: torch.device, quick: bool) -> list[Callable[[], Workload | None]]:
+    """Real molecules first (what ``gradscope landscape`` evaluates), then synthetic cases:
+    overhead-bound (small MLP, tiny transformer) and compute-bound (wider MLP, small transformer)."""
     q = quick
     return [
-        (lambda: mlp_workload(device, 64, 128), 9 if q else 21),
-        (lambda: mlp_workload(device, 256, 512), 9 if q else 21),
-        (lambda: transformer_workload(device, "tiny", 16, 12), 9 if q else 21),
-        (lambda: transformer_workload(device, "small", 64, 20), 5 if q else 11),
+        lambda: molecule_workload(device, "small", 256 if q else 512, 3 if q else 5),
+        lambda: mlp_workload(device, 64, 128, 9 if q else 21),
+        lambda: mlp_workload(device, 256, 512, 9 if q else 21),
+        lambda: transformer_workload(device, "tiny", 16, 12, 9 if q else 21),
+        lambda: transformer_workload(device, "small", 64, 20, 5 if q else 11),
     ]
 
 
 # ----------------------------------------------------------------------------- methods
-def run_gradscope(model, batches, loss, fwd, dirs, coeffs) -> float:
-    ev = LandscapeEvaluator(model, batches, loss, forward=fwd)
+def run_gradscope(wl: Workload, dirs, coeffs) -> float:
+    ev = LandscapeEvaluator(wl.model, wl.batches, wl.loss, forward=wl.forward, batch_weights=wl.weights)
     res = ev.evaluate(dirs, coeffs)
     return float(res.loss[0])
 
@@ -135,10 +196,11 @@ def run_package(model, dirs, r: float, steps: int, pkg_args) -> float | None:
         return m
 
     start = theta - r * dirs[0] - r * dirs[1]
-    out = loss_landscapes.planar_interpolation(
-        at(start), at(start + 2 * r * dirs[0]), at(start + 2 * r * dirs[1]), Loss(loss_fn, inputs, target),
-        steps=steps, deepcopy_model=True,
-    )
+    with torch.no_grad():
+        out = loss_landscapes.planar_interpolation(
+            at(start), at(start + 2 * r * dirs[0]), at(start + 2 * r * dirs[1]), Loss(loss_fn, inputs, target),
+            steps=steps, deepcopy_model=True,
+        )
     return float(np.asarray(out)[0, 0])
 
 
@@ -156,8 +218,9 @@ def timed(fn: Callable[[], object], device: torch.device) -> float:
     return time.process_time() - t0
 
 
-def bench_grid(workload, device: torch.device, points: int, reps: int) -> dict:
-    name, model, batches, loss, fwd, pkg_args = workload
+def bench_grid(wl: Workload, device: torch.device, reps: int) -> dict:
+    """Interleaved rounds of every method on one workload; medians, points/s and ratios."""
+    model, points = wl.model, wl.points
     model.eval()
     dirs = random_directions(model, 2, seed=0).vectors.to(device)
     r = 1.0
@@ -165,20 +228,27 @@ def bench_grid(workload, device: torch.device, points: int, reps: int) -> dict:
     coeffs = np.array([(a, b) for b in ax for a in ax])
     n_pts = len(coeffs)
     pkg_pts = (points - 1) ** 2
+    packed_differs = wl.loop_batches is not wl.batches
     # warm-up (vmap tracing caches, allocator), not timed
-    run_gradscope(model, batches, loss, fwd, dirs, coeffs[:4])
-    run_loop(model, batches, loss, fwd, dirs, coeffs[:4])
-    tuned = LandscapeEvaluator(model, batches, loss, forward=fwd)
+    run_gradscope(wl, dirs, coeffs[:4])
+    run_loop(model, wl.loop_batches, wl.loss, wl.forward, dirs, coeffs[:2])
+    tuned = LandscapeEvaluator(model, wl.batches, wl.loss, forward=wl.forward, batch_weights=wl.weights)
     tuned.evaluate(dirs, coeffs)  # tunes its chunk size once; later rounds measure the steady state
-    times: dict[str, list[float]] = {"gradscope": [], "gradscope-tuned": [], "loop": [], "loss-landscapes": []}
+    methods: dict[str, Callable[[], object]] = {
+        "gradscope": lambda: run_gradscope(wl, dirs, coeffs),
+        "gradscope-tuned": lambda: tuned.evaluate(dirs, coeffs),
+        "loop": lambda: run_loop(model, wl.loop_batches, wl.loss, wl.forward, dirs, coeffs),
+    }
+    if packed_differs:  # the ablation: the same loop over gradscope's size-packed batches
+        methods["loop-packed"] = lambda: run_loop(model, wl.batches, wl.loss, wl.forward, dirs, coeffs)
+    times: dict[str, list[float]] = {k: [] for k in [*methods, "loss-landscapes"]}
     have_pkg = True
     for _ in range(reps):  # interleaved A/B/C/D rounds
-        times["gradscope"].append(timed(lambda: run_gradscope(model, batches, loss, fwd, dirs, coeffs), device))
-        times["gradscope-tuned"].append(timed(lambda: tuned.evaluate(dirs, coeffs), device))
-        times["loop"].append(timed(lambda: run_loop(model, batches, loss, fwd, dirs, coeffs), device))
+        for name, fn in methods.items():
+            times[name].append(timed(fn, device))
         if have_pkg:
             got: list[float | None] = []
-            seconds = timed(lambda: got.append(run_package(model, dirs, r, points - 1, pkg_args)), device)
+            seconds = timed(lambda: got.append(run_package(model, dirs, r, points - 1, wl.package)), device)
             if got[0] is None:
                 have_pkg = False
             else:
@@ -186,7 +256,7 @@ def bench_grid(workload, device: torch.device, points: int, reps: int) -> dict:
     med = {k: statistics.median(v) for k, v in times.items() if v}
     pps = {k: (pkg_pts if k == "loss-landscapes" else n_pts) / t for k, t in med.items()}
     return {
-        "workload": name,
+        "workload": wl.name,
         "parameters": ParamLayout.from_module(model).size,
         "grid": f"{points}x{points}",
         "points": n_pts,
@@ -196,6 +266,7 @@ def bench_grid(workload, device: torch.device, points: int, reps: int) -> dict:
         "speedup_vs_loop": pps["gradscope"] / pps["loop"],
         "speedup_tuned_vs_loop": pps["gradscope-tuned"] / pps["loop"],
         "speedup_vs_loss_landscapes": (pps["gradscope"] / pps["loss-landscapes"]) if "loss-landscapes" in pps else None,
+        "speedup_packed_loop_vs_loop": (pps["loop-packed"] / pps["loop"]) if "loop-packed" in pps else None,
         "gradscope_mode": tuned.mode,
         "gradscope_chunk_size": tuned.chunk_size,
     }
@@ -282,11 +353,11 @@ def main(argv: list[str] | None = None) -> int:
     device = torch.device(args.device)
     reps = 3 if args.quick else 5
     grid_results = []
-    for make, points in workloads(device, args.quick):
+    for make in workloads(device, args.quick):
         wl = make()
         if wl is not None:
-            grid_results.append(bench_grid(wl, device, points, reps))
-            print(f"  done: {wl[0]}", file=sys.stderr, flush=True)
+            grid_results.append(bench_grid(wl, device, reps))
+            print(f"  done: {wl.name}", file=sys.stderr, flush=True)
     fn = bench_filter_norm(device, reps, args.quick)
     result = {
         "device": str(device),
@@ -307,15 +378,18 @@ def main(argv: list[str] | None = None) -> int:
 
     print(f"landscape benchmark on {result['device_name']} ({device}, {args.threads} thread(s), torch {result['torch']}, "
           f"{result['clock']}, medians of {reps} interleaved rounds)")
-    print(f"{'workload':44s} {'grid':>7s} {'gradscope':>10s} {'tuned':>8s} {'loop':>8s} {'package':>8s}"
+    print(f"{'workload':44s} {'grid':>7s} {'gradscope':>10s} {'tuned':>8s} {'loop':>8s} {'packed':>8s} {'package':>8s}"
           f" {'vs loop':>8s} {'tuned/loop':>10s} {'vs pkg':>7s}  (points/s)")
+
+    def cell(value: float | None, fmt: str) -> str:
+        return "-" if value is None else format(value, fmt)
+
     for g in grid_results:
         p = g["points_per_s"]
-        pkg = p.get("loss-landscapes")
-        vs_pkg = g["speedup_vs_loss_landscapes"]
-        print(f"{g['workload']:44s} {g['grid']:>7s} {p['gradscope']:10.1f} {p['gradscope-tuned']:8.1f} {p['loop']:8.1f} "
-              f"{(f'{pkg:.1f}' if pkg else '-'):>8s} {g['speedup_vs_loop']:7.2f}x {g['speedup_tuned_vs_loop']:9.2f}x "
-              f"{(f'{vs_pkg:.2f}x' if vs_pkg else '-'):>7s}   [{g['gradscope_mode']}, chunk {g['gradscope_chunk_size']}]")
+        print(f"{g['workload']:44s} {g['grid']:>7s} {p['gradscope']:10.2f} {p['gradscope-tuned']:8.2f} {p['loop']:8.2f} "
+              f"{cell(p.get('loop-packed'), '.2f'):>8s} {cell(p.get('loss-landscapes'), '.2f'):>8s} "
+              f"{g['speedup_vs_loop']:7.2f}x {g['speedup_tuned_vs_loop']:9.2f}x "
+              f"{cell(g['speedup_vs_loss_landscapes'], '.2f'):>6s}x   [{g['gradscope_mode']}, chunk {g['gradscope_chunk_size']}]")
     m = fn["median_s"]
     print(f"filter normalization, {fn['model']} ({fn['parameters']} params, {fn['filters']} filters, 2 directions): "
           f"vectorized {m['vectorized'] * 1e3:.2f} ms, per-filter loop {m['per_filter_loop'] * 1e3:.1f} ms "

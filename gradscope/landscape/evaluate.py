@@ -16,6 +16,7 @@ per-point loop.
 """
 from __future__ import annotations
 
+import copy
 import time
 import warnings
 from collections.abc import Callable, Sequence
@@ -103,7 +104,9 @@ class _ChunkTuner:
             sizes.append(sizes[-1] * 4)
         if sizes[-1] != cap:
             sizes.append(cap)
-        self.sizes = sizes
+        # the first chunk (one point) is a warm-up, not timed: a first call pays for allocations
+        # and caches, and timing it would bias the choice against plain per-point calls
+        self.sizes = [1, *sizes]
         self.i = 0
         self.best = 1
         self.best_rate = 0.0
@@ -114,7 +117,7 @@ class _ChunkTuner:
 
     def record(self, size: int, seconds: float) -> None:
         rate = size / max(seconds, 1e-9)
-        if rate > self.best_rate:
+        if self.i > 0 and rate > self.best_rate:
             self.best, self.best_rate = size, rate
         self.i += 1
         if self.i >= len(self.sizes):
@@ -123,7 +126,8 @@ class _ChunkTuner:
     def limit(self, cap: int) -> None:
         """After an out-of-memory failure: never try more than ``cap`` points again."""
         cap = max(1, cap)
-        self.sizes = [s for s in self.sizes if s <= cap]
+        kept = [s for s in self.sizes[self.i:] if s <= cap]
+        self.sizes = self.sizes[:self.i] + kept
         self.best = min(self.best, cap)
         if self.i >= len(self.sizes):
             self.active = False
@@ -182,6 +186,7 @@ class LandscapeEvaluator:
         self.memory_budget_mb = float(memory_budget_mb)
         self.origin = self.fm.origin()
         self._tuner: _ChunkTuner | None = None
+        self._scratch: Any = None  # see _scratch_model
 
     @property
     def layout(self) -> ParamLayout:
@@ -296,32 +301,57 @@ class LandscapeEvaluator:
         result = vmap(one)(params)
         return result if want_out else (result, None)
 
-    def _looped(self, flat: torch.Tensor, batch: Batch) -> tuple[torch.Tensor, Any]:
+    def _scratch_model(self) -> FunctionalModel | None:
+        """A private copy of the model whose parameters the per-point path overwrites.
+
+        Writing one point's parameters once and running every batch costs one copy per point;
+        ``functional_call`` would re-bind every parameter on every batch. ``None`` (use
+        ``functional_call``) when the model cannot be deep-copied.
+        """
+        if self._scratch is None:
+            try:
+                model = copy.deepcopy(self.fm.model)
+            except Exception:  # noqa: BLE001 - e.g. a module holding an uncopyable handle
+                self._scratch = False
+            else:
+                model.eval()
+                self._scratch = (model, self.layout.parameters(model))
+        return None if self._scratch is False else self._scratch
+
+    def _looped(self, flat: torch.Tensor) -> tuple[torch.Tensor, list[list[Any]]]:
+        """Per point: every batch, with the point's parameters; losses ``[C, n_batches]``."""
+        scratch = self._scratch_model()
         losses, outs = [], []
         for i in range(flat.shape[0]):
-            loss, out = self.fm.batch_loss(self.fm.named(flat[i]), batch)
-            losses.append(loss)
-            outs.append(out)
+            if scratch is not None:
+                model, params = scratch
+                for p, v in zip(params, self.layout.unflatten(flat[i]).values()):
+                    p.copy_(v)
+                pairs = [self.fm.batch_loss_of(model, batch) for batch in self.fm.batches]
+            else:
+                named = self.fm.named(flat[i])
+                pairs = [self.fm.batch_loss(named, batch) for batch in self.fm.batches]
+            losses.append(torch.stack([loss for loss, _ in pairs]))
+            outs.append([out for _, out in pairs])
         return torch.stack(losses), outs
 
     def _run_chunk(self, d: torch.Tensor, coeffs: torch.Tensor) -> tuple[np.ndarray, np.ndarray | None]:
         flat = self._points(d, coeffs)
         c = flat.shape[0]
-        total = torch.zeros(c, dtype=torch.float64, device=flat.device)
+        weights = torch.tensor(self.fm.weights, dtype=torch.float64, device=flat.device)
         per_point_outputs: list[list[Any]] = [[] for _ in range(c)]
-        batched = self.mode == "vmap" and c > 1  # one point: a plain call, no vmap overhead
-        for w, batch in zip(self.fm.weights, self.fm.batches):
-            if batched:
+        if self.mode == "vmap" and c > 1:  # one point: a plain call, no vmap overhead
+            columns = []
+            for batch in self.fm.batches:
                 losses, out = self._vmapped(flat, batch)
+                columns.append(losses)
                 if self.metric_fn is not None:
                     for i in range(c):
                         per_point_outputs[i].append(pytree.tree_map(lambda t, i=i: t[i], out))
-            else:
-                losses, outs = self._looped(flat, batch)
-                if self.metric_fn is not None:
-                    for i in range(c):
-                        per_point_outputs[i].append(outs[i])
-            total += w * losses.to(torch.float64)
+            per_batch = torch.stack(columns, dim=1)
+        else:
+            per_batch, per_point_outputs = self._looped(flat)
+        total = per_batch.to(torch.float64) @ weights
         metrics = None
         if self.metric_fn is not None:
             metrics = np.array([float(self.metric_fn(outs, self.fm.batches)) for outs in per_point_outputs])

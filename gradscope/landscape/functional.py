@@ -145,7 +145,13 @@ class FunctionalModel:
 
     def batch_loss(self, params: Mapping[str, torch.Tensor], batch: Batch) -> tuple[torch.Tensor, Any]:
         """``(loss_fn(outputs, batch), outputs)`` with ``params`` in place of θ."""
-        out = self.outputs(params, batch)
+        return self._checked_loss(self.outputs(params, batch), batch)
+
+    def batch_loss_of(self, model: nn.Module, batch: Batch) -> tuple[torch.Tensor, Any]:
+        """``(loss_fn(outputs, batch), outputs)`` of another module (a copy holding other parameters)."""
+        return self._checked_loss(self.forward(model, batch), batch)
+
+    def _checked_loss(self, out: Any, batch: Batch) -> tuple[torch.Tensor, Any]:
         loss = self.loss_fn(out, batch)
         if not isinstance(loss, torch.Tensor) or loss.ndim != 0:
             raise GradscopeError("loss_fn must return a 0-d tensor (the mean loss of the batch)")

@@ -77,6 +77,27 @@ def test_batched_equals_per_point_loop_on_non_square_grid() -> None:
     np.testing.assert_allclose(looped.loss.reshape(ls.loss.shape), ref, rtol=1e-5)
 
 
+def test_loop_path_leaves_the_model_alone_and_works_without_a_copy() -> None:
+    """The per-point path writes points into a private copy; a model that cannot be deep-copied
+    falls back to functional_call. Both equal the reference, and the model is untouched."""
+    import threading
+
+    model, batches = mlp(), classification_batches()
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    settings = LandscapeSettings(dims=2, points_x=5, range_x=0.7)
+    dirs = random_directions(model, 2, seed=8)
+    ref = reference_surface(model, batches, ce_loss, dirs.vectors, settings.grid()).ravel()
+    copied = LandscapeEvaluator(model, batches, ce_loss, mode="loop")
+    np.testing.assert_allclose(copied.evaluate(dirs.vectors, settings.grid().coefficients()).loss, ref, rtol=1e-5)
+    assert copied._scratch not in (None, False)
+    model.lock = threading.Lock()  # deepcopy raises TypeError on a lock
+    fallback = LandscapeEvaluator(model, batches, ce_loss, mode="loop")
+    np.testing.assert_allclose(fallback.evaluate(dirs.vectors, settings.grid().coefficients()).loss, ref, rtol=1e-5)
+    assert fallback._scratch is False
+    for n, p in model.named_parameters():
+        assert torch.equal(p, before[n])
+
+
 def test_quadratic_model_curve_matches_closed_form() -> None:
     torch.manual_seed(2)
     model = nn.Linear(4, 3, bias=False).double()
@@ -226,20 +247,32 @@ def test_chunk_tuner_times_every_candidate_and_keeps_the_fastest() -> None:
     from gradscope.landscape.evaluate import _ChunkTuner
 
     tuner = _ChunkTuner(48)
-    assert tuner.sizes == [1, 4, 16, 48]
+    assert tuner.sizes == [1, 1, 4, 16, 48]  # a warm-up point first, then the candidates
     seconds = {1: 1.0, 4: 8.0, 16: 2.0, 48: 12.0}  # points/s: 1, 0.5, 8, 4 — not monotone
     tried = []
     while tuner.active:
         size = tuner.next_size()
         tried.append(size)
         tuner.record(size, seconds[size])
-    assert tried == [1, 4, 16, 48] and tuner.best == 16
-    assert _ChunkTuner(64).sizes == [1, 4, 16, 64] and _ChunkTuner(1).sizes == [1]
+    assert tried == [1, 1, 4, 16, 48] and tuner.best == 16
+    assert _ChunkTuner(64).sizes == [1, 1, 4, 16, 64] and _ChunkTuner(1).sizes == [1, 1]
     capped = _ChunkTuner(64)
+    capped.record(1, 1.0)
     capped.record(1, 1.0)
     capped.record(4, 1.0)
     capped.limit(8)  # out of memory at 16 points
-    assert not capped.active and capped.best == 4 and capped.sizes == [1, 4]
+    assert not capped.active and capped.best == 4 and capped.sizes == [1, 1, 4]
+
+
+def test_chunk_tuner_ignores_the_slow_first_call() -> None:
+    """A cold first call must not make batching look better than plain per-point calls."""
+    from gradscope.landscape.evaluate import _ChunkTuner
+
+    tuner = _ChunkTuner(4)
+    for size, seconds in [(1, 10.0), (1, 1.0), (4, 5.0)]:  # warm-up, then 1 pt/s vs 0.8 pt/s
+        assert tuner.next_size() == size
+        tuner.record(size, seconds)
+    assert not tuner.active and tuner.best == 1
 
 
 def test_auto_chunk_size_is_tuned_across_calls_and_results_unchanged(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -251,9 +284,9 @@ def test_auto_chunk_size_is_tuned_across_calls_and_results_unchanged(monkeypatch
     dirs = random_directions(model, 2, seed=6)
     grid = LandscapeSettings(dims=2, points_x=9).grid()
     ev = LandscapeEvaluator(model, batches, ce_loss, max_chunk_size=16)
-    first = ev.evaluate(dirs.vectors, grid.coefficients()[:5])  # sizes 1 and 4 tried
-    assert ev._tuner is not None and ev._tuner.i == 2 and ev._tuner.active
-    rest = ev.evaluate(dirs.vectors, grid.coefficients()[5:])  # tuning goes on: 16
+    first = ev.evaluate(dirs.vectors, grid.coefficients()[:6])  # warm-up 1, then sizes 1 and 4 tried
+    assert ev._tuner is not None and ev._tuner.i == 3 and ev._tuner.active
+    rest = ev.evaluate(dirs.vectors, grid.coefficients()[6:])  # tuning goes on: 16
     assert not ev._tuner.active and ev.chunk_size == 16 and ev.mode == "vmap"
     loss = np.concatenate([first.loss, rest.loss])
     np.testing.assert_allclose(loss, reference_surface(model, batches, ce_loss, dirs.vectors, grid).ravel(), rtol=1e-5)
@@ -262,7 +295,8 @@ def test_auto_chunk_size_is_tuned_across_calls_and_results_unchanged(monkeypatch
 def test_tuner_switches_to_a_loop_when_single_points_are_fastest(monkeypatch: pytest.MonkeyPatch) -> None:
     import gradscope.landscape.evaluate as evaluate_module
 
-    ticks = iter([0.0, 1.0, 10.0, 30.0, 40.0, 60.0] + list(np.arange(100.0, 1e6, 1.0)))  # 1, 0.2, 0.4 pt/s
+    # warm-up (untimed: 50 s), then 1, 0.2, 0.4 pt/s
+    ticks = iter([0.0, 50.0, 60.0, 61.0, 70.0, 90.0, 100.0, 120.0] + list(np.arange(200.0, 1e6, 1.0)))
     monkeypatch.setattr(evaluate_module.time, "perf_counter", lambda: float(next(ticks)))
     model, batches = mlp(), classification_batches()
     dirs = random_directions(model, 1, seed=2)
