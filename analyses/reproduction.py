@@ -363,6 +363,18 @@ def released_figure(root: Path, dataset: str, seed: int, out: Path) -> Path | No
     return path
 
 
+def _save(fig: Any, title: str, path: Path) -> Path:
+    """Title, lay out (unless the figure has its own layout engine), save as PNG, close."""
+    import matplotlib.pyplot as plt
+
+    fig.suptitle(title)
+    if fig.get_layout_engine() is None:
+        fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
 def figures(root: Path, runs: Sequence[dict[str, Any]], out: Path, seed: int = 0) -> list[Path]:
     """Every figure of the study for one seed (entropy bars over all seeds)."""
     import matplotlib.pyplot as plt
@@ -380,23 +392,12 @@ def figures(root: Path, runs: Sequence[dict[str, Any]], out: Path, seed: int = 0
         ):
             traces, labels = _traces(root, dataset, optimizers, seed)
             if traces:
-                fig = make(traces, labels)
-                fig.suptitle(f"{dataset}, seed {seed}")
-                fig.tight_layout()
-                path = out / f"{name}_{dataset}.png"
-                fig.savefig(path, dpi=110)
-                plt.close(fig)
-                written.append(path)
+                written.append(_save(make(traces, labels), f"{dataset}, seed {seed}", out / f"{name}_{dataset}.png"))
         folder = root / "landscapes" / f"{dataset}-s{seed}"
         files = [folder / f"{o}.h5" for o in ("adam", "sam", "graphsam") if (folder / f"{o}.h5").is_file()]
         if files:
             fig = landscape_figure(files, [OPTIMIZERS[f.stem] for f in files])
-            fig.suptitle(f"{dataset}, seed {seed}")
-            fig.tight_layout()
-            path = out / f"landscape_{dataset}.png"
-            fig.savefig(path, dpi=110)
-            plt.close(fig)
-            written.append(path)
+            written.append(_save(fig, f"{dataset}, seed {seed}", out / f"landscape_{dataset}.png"))
         path = released_figure(root, dataset, seed, out)
         if path is not None:
             written.append(path)

@@ -1,0 +1,106 @@
+"""The reproduction study's runner (analyses.study) and its summaries (analyses.reproduction)."""
+from __future__ import annotations
+
+import json
+import math
+import statistics
+from dataclasses import replace
+
+import h5py
+import numpy as np
+import pytest
+
+from analyses import reproduction, study
+
+
+def test_plan_covers_every_dataset_optimizer_and_seed() -> None:
+    size = study.SIZES["cpu"]
+    runs = study.plan(size)
+    assert len(runs) == len(size.seeds) * len(size.datasets) * len(study.OPTIMIZER_FLAGS)
+    assert len({r.name for r in runs}) == len(runs)
+    assert runs[0].seed == size.seeds[0] and runs[-1].seed == size.seeds[-1]  # seed by seed
+
+
+def test_record_flags_follow_the_paper_and_the_probe_skips_adam(tmp_path, monkeypatch) -> None:
+    size = study.SIZES["cpu"]
+    monkeypatch.delenv("GRADSCOPE_MOLECULENET", raising=False)
+    adam = study.record_args(study.StudyRun("bbbp", "adam", 0), size, tmp_path / "a")
+    assert "--probe-exact-every" not in adam and "--data" not in adam and "--rho" not in adam
+    sam = study.record_args(study.StudyRun("bbbp", "sam", 1), size, tmp_path / "s")
+    assert _flag(sam, "--gamma") == "1" and _flag(sam, "--rho") == "0.05" and _flag(sam, "--seed") == "1"
+    assert _flag(sam, "--probe-exact-every") == str(size.probe_every) and _flag(sam, "--threads") == "1"
+    graphsam = study.record_args(study.StudyRun("esol", "graphsam", 0), size, tmp_path / "g")
+    assert [_flag(graphsam, f) for f in ("--rho", "--beta", "--gamma", "--rho-step")] == ["0.05", "0.99", "0.5", "1"]
+    (tmp_path / "esol.csv").write_text("smiles,y\nCCO,1\n")
+    monkeypatch.setenv("GRADSCOPE_MOLECULENET", str(tmp_path))
+    local = study.record_args(study.StudyRun("esol", "sam-k", 0), size, tmp_path / "k")
+    assert _flag(local, "--data") == str(tmp_path / "esol.csv") and _flag(local, "--k") == "8"
+    missing = study.record_args(study.StudyRun("bbbp", "sam-k", 0), size, tmp_path / "k")
+    assert "--data" not in missing  # no local copy: the registry downloads or uses its cache
+
+
+def _flag(args: list[str], name: str) -> str:
+    return args[args.index(name) + 1]
+
+
+def test_epochs_done_is_zero_for_missing_or_broken_traces(tmp_path) -> None:
+    assert study.epochs_done(tmp_path / "nothing") == 0
+    (tmp_path / "broken").mkdir()
+    (tmp_path / "broken" / "trace.h5").write_bytes(b"not hdf5")
+    assert study.epochs_done(tmp_path / "broken") == 0
+
+
+def test_mean_std_is_the_sample_statistics() -> None:
+    values = [0.81, 0.86, float("nan"), 0.84]
+    mean, std, n = reproduction.mean_std(values)
+    assert n == 3 and mean == pytest.approx(statistics.mean([0.81, 0.86, 0.84]))
+    assert std == pytest.approx(statistics.stdev([0.81, 0.86, 0.84]))
+    one = reproduction.mean_std([2.0])
+    assert one[0] == 2.0 and math.isnan(one[1])
+    assert reproduction.pm(1.23456, float("nan")) == "1.235" and reproduction.pm(float("nan"), 1.0) == "—"
+
+
+@pytest.mark.slow
+def test_study_trains_resumes_draws_landscapes_and_summarises(tmp_path, monkeypatch, capsys) -> None:
+    """A one-seed study on the built-in demo data with the tiny model: every optimizer's flags
+    are accepted by `gradscope record`, an extended study resumes its runs, and the summary's
+    numbers equal the same quantities computed straight from the HDF5 files."""
+    monkeypatch.setenv("GRADSCOPE_CACHE", str(tmp_path / "cache"))
+    size = replace(study.SIZES["cpu"], name="test", model="tiny", epochs=1, seeds=(0,), datasets=("demo",),
+                   probe_every=2, landscape_points=5, landscape_samples=24)
+    root = tmp_path / "study"
+    assert study.run_study(root, size, jobs=2) == 0
+    extended = replace(size, epochs=2)
+    assert study.run_study(root, extended, jobs=2) == 0  # resumes every run to 2 epochs
+    out = capsys.readouterr().out
+    assert out.count("trained in") == 12 and "landscape demo-s0: drawn" in out
+    for run in study.plan(extended):
+        assert study.epochs_done(root / "runs" / run.name) == 2
+        assert "--resume" in (root / "logs" / f"{run.name}.log").read_text()
+    assert study.run_study(root, extended, jobs=1) == 0
+    assert capsys.readouterr().out.count("done before") == 7  # 6 runs and the landscape
+
+    written = reproduction.write_reproduction(root, tmp_path / "out")
+    assert {p.name for p in written} >= {"results.json", "tables.md", "entropy.png", "observation1_demo.png",
+                                          "observation2_demo.png", "landscape_demo.png", "released_demo.png"}
+    results = json.loads((tmp_path / "out" / "results.json").read_text())
+    runs = {r["optimizer"]: r for r in results["runs"]}
+    assert set(runs) == set(study.OPTIMIZER_FLAGS)
+    with h5py.File(root / "runs" / "demo-sam-s0" / "trace.h5", "r") as f:
+        cos = f["steps/cos_eps_prev_omega"][:]
+        omega, eps_hat = f["steps/omega_norm"][:], f["steps/eps_hat_norm"][:]
+        evals = f["steps/grad_evals"][:]
+        val, test = f["epochs/val_rmse"][:], f["epochs/test_rmse"][:]
+        entropy = f["epochs/attention_entropy"][:]
+    sam = runs["sam"]
+    cos = cos[np.isfinite(cos)]
+    assert sam["consistent_pct"] == pytest.approx(100.0 * np.mean(cos >= 0))
+    assert sam["perturbation_norm_ratio"] == pytest.approx(float(np.median(omega / eps_hat)), rel=1e-6)
+    assert sam["passes_per_step"] == pytest.approx(evals.mean()) and evals.mean() == 2.0
+    best = int(np.argmin(val))
+    assert sam["test_metric"] == pytest.approx(test[best]) and sam["entropy"] == pytest.approx(entropy[best])
+    assert runs["adam"]["passes_per_step"] == 1.0 and math.isnan(runs["adam"]["consistent_pct"])
+    assert runs["graphsam"]["exact_count"] > 0 and runs["sam"]["exact_count"] == 0  # SAM's ε is exact
+    assert {(r["optimizer"], r["seed"]) for r in results["landscapes"]} == {(o, 0) for o in study.LANDSCAPE_OPTIMIZERS}
+    tables = (tmp_path / "out" / "tables.md").read_text()
+    assert "67.45" in tables and "72.46" in tables and "| demo | SAM |" in tables
