@@ -8,9 +8,9 @@ with the exact-ε probe; then it draws 1-D landscapes with λ_max around the Ada
 minima of each (dataset, seed). :mod:`analyses.reproduction` turns the results into
 docs/reproduction.md's tables and figures.
 
-Two sizes: ``cpu`` (the ``small`` model, 15 epochs — what a 2-core machine finishes in about an
-hour with two jobs) and ``full`` (the ``compt`` model, 100 epochs, five seeds, all six datasets,
-for a GPU). Usage::
+Two sizes: ``cpu`` (the ``small`` model, 15 epochs, 3 seeds, BBBP and ESOL — what a 2-core
+machine finishes in about an hour with two jobs) and ``full`` (the ``compt`` model, 30 epochs as
+in the authors' released training command, five seeds, all six datasets — for a GPU). Usage::
 
     python -m analyses.study run  STUDY_DIR [--size cpu|full] [--jobs 2] [--datasets bbbp,esol] [--seeds 0,1,2]
     python -m analyses.study list STUDY_DIR [--size cpu]      # the plan and what is done
@@ -70,7 +70,7 @@ class Size:
 SIZES: dict[str, Size] = {
     "cpu": Size("cpu", model="small", epochs=15, seeds=(0, 1, 2), datasets=("bbbp", "esol"), probe_every=5,
                 threads=1),
-    "full": Size("full", model="compt", epochs=100, seeds=(0, 1, 2, 3, 4),
+    "full": Size("full", model="compt", epochs=30, seeds=(0, 1, 2, 3, 4),
                  datasets=("bbbp", "tox21", "sider", "clintox", "esol", "lipophilicity"), probe_every=5,
                  threads=None, landscape_samples=2048),
 }
