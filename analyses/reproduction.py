@@ -61,7 +61,7 @@ class RunResult:
     consistent_pct: float  # % of steps with cos(ε_{t+1}, ω_t) ≥ 0
     exact_pct: float  # % of probed, non-anchored steps with cos(ε_t, ∇L_B(θ_t)) ≥ 0
     exact_count: int
-    entropy: float  # mean attention entropy at the best validation epoch (test split)
+    entropy: float  # mean attention entropy over validation atoms at the best validation epoch
     rho_first: float
     rho_last: float
     eps_hat_first_epoch: float  # median ‖ε̂‖ over the first epoch's steps
@@ -275,7 +275,7 @@ def tables_markdown(runs: Sequence[dict[str, Any]], landscapes: Sequence[dict[st
     out.append(_table(["dataset", "optimizer", "cos(ε_{t+1}, ω_t) ≥ 0", "paper (BBBP)", "cos(ε_t, exact) ≥ 0",
                        "paper (BBBP)"], body))
 
-    out.append("\n### Attention entropy (nats, test split, best validation epoch)\n")
+    out.append("\n### Attention entropy (nats, validation atoms, best validation epoch)\n")
     body = []
     for d in datasets:
         for o in OPTIMIZERS:
