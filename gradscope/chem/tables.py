@@ -70,7 +70,10 @@ def read_table(path: "str | Path") -> Table:
     p = Path(path).expanduser()
     if not p.is_file():
         raise GradscopeError(f"data file not found: {p}")
-    raw = p.read_bytes()
+    try:
+        raw = p.read_bytes()
+    except OSError as exc:  # permissions, a file that vanished, an I/O error: the user's to fix
+        raise GradscopeError(f"cannot read {p}: {exc.strerror or exc}") from None
     return table_from_bytes(raw, source=str(p))
 
 
@@ -88,7 +91,10 @@ def table_from_bytes(raw: bytes, source: str) -> Table:
         text = raw.decode("latin-1")
     first = text.split("\n", 1)[0]
     delimiter = max((",", ";", "\t"), key=first.count) if first else ","
-    records = [r for r in csv.reader(io.StringIO(text), delimiter=delimiter) if any(f.strip() for f in r)]
+    try:
+        records = [r for r in csv.reader(io.StringIO(text), delimiter=delimiter) if any(f.strip() for f in r)]
+    except csv.Error as exc:  # e.g. a field over csv's size limit: a binary file given as CSV
+        raise GradscopeError(f"{source} is not a readable CSV file ({exc})") from None
     if not records:
         raise GradscopeError(f"{source} is empty")
     header = _dedupe([h.strip() for h in records[0]])

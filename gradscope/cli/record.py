@@ -51,7 +51,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     o.add_argument("--lr-schedule", choices=("constant", "noam"), default="constant",
                    help="noam: linear warm-up, then 1/sqrt(step) decay (stepped every optimizer step)")
     o.add_argument("--warmup-epochs", type=float, default=2.0, help="Noam warm-up length (default 2)")
-    o.add_argument("--rho", type=float, help="perturbation radius ρ (default 0.05; every optimizer but adam)")
+    o.add_argument("--rho", type=float, help="perturbation radius ρ (default 0.05; asam 0.5, as its ρ scales with |θ|; every optimizer but adam)")
     o.add_argument("--beta", type=float, help="moving-average β of ε (default 0.99; graphsam, graphsam-released)")
     o.add_argument("--gamma", type=float, help="ρ decay γ per --rho-step epochs (default 0.5; all but adam)")
     o.add_argument("--rho-step", type=int, help="λ: epochs between ρ decays (default 1; all but adam)")

@@ -137,6 +137,8 @@ class TraceWriter:
         try:
             if created:
                 self._write_root(optimizer, config, device)
+            elif config is not None:  # a resumed run may have changed (more epochs): keep it current
+                self._file.attrs["config"] = _config_json(config)
             self._create_missing()
             for key, value in (attributes or {}).items():
                 if key in schema.ROOT_ATTRIBUTES:
@@ -169,10 +171,7 @@ class TraceWriter:
         attrs = self._file.attrs
         attrs["format"] = schema.FORMAT
         attrs["schema_version"] = schema.SCHEMA_VERSION
-        try:
-            attrs["config"] = json.dumps(dict(config or {}), sort_keys=True, default=_json_default)
-        except (TypeError, ValueError) as exc:
-            raise ConfigError(f"the run config cannot be stored as JSON: {exc}") from None
+        attrs["config"] = _config_json(config or {})
         attrs["optimizer"] = str(optimizer)
         attrs["gradscope_version"] = __version__
         attrs["torch_version"] = str(torch.__version__)
@@ -413,6 +412,14 @@ def _as_row(name: str, value: Any, shape: tuple[int, ...]) -> np.ndarray:
     if arr.shape != shape:
         raise GradscopeError(f"epoch metric {name!r} has shape {arr.shape}, declared {shape}")
     return arr
+
+
+def _config_json(config: Mapping[str, Any]) -> str:
+    """The root ``config`` attribute: the run configuration as sorted JSON."""
+    try:
+        return json.dumps(dict(config), sort_keys=True, default=_json_default)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"the run config cannot be stored as JSON: {exc}") from None
 
 
 def _json_default(obj: Any) -> Any:

@@ -41,6 +41,14 @@ OPTIMIZER_DEFAULTS: dict[str, Any] = {
     "rho": 0.05, "gamma": 0.5, "rho_step": 1, "beta": 0.99, "anchor_every": 1, "k": None,
     "probe_exact_every": None,
 }
+#: Per-optimizer exceptions to OPTIMIZER_DEFAULTS. ASAM's ρ multiplies |θ| (Kwon et al. 2021 use
+#: ρ = 0.5 where SAM uses 0.05), the same default as gradscope.optim.ASAM.
+PER_OPTIMIZER_DEFAULTS: dict[str, dict[str, Any]] = {"asam": {"rho": 0.5}}
+
+
+def default_setting(optimizer: str, name: str) -> Any:
+    """The default of an optimizer-specific setting for ``optimizer``."""
+    return PER_OPTIMIZER_DEFAULTS.get(optimizer, {}).get(name, OPTIMIZER_DEFAULTS[name])
 
 
 @dataclass(frozen=True)
@@ -65,7 +73,7 @@ class RecordConfig:
     weight_decay: float = 0.0
     lr_schedule: str = "constant"
     warmup_epochs: float = 2.0
-    rho: float = 0.05
+    rho: float | None = None  # None: the optimizer's default (0.05; ASAM 0.5)
     beta: float = 0.99
     gamma: float = 0.5
     rho_step: int = 1
@@ -96,6 +104,8 @@ class RecordConfig:
                 raise ConfigError(f"unknown {name.replace('_', '-')} {value!r}; choose from {', '.join(allowed)}")
 
         choice("optimizer", OPTIMIZERS)
+        if self.rho is None:  # frozen dataclass: fill the optimizer's default once, here
+            object.__setattr__(self, "rho", default_setting(self.optimizer, "rho"))
         choice("base_optimizer", BASE_OPTIMIZERS)
         choice("lr_schedule", LR_SCHEDULES)
         choice("split", SPLITS)
@@ -167,6 +177,6 @@ def resolve_optimizer_settings(optimizer: str, given: dict[str, Any]) -> dict[st
             raise ConfigError(
                 f"--{name.replace('_', '-')} does not apply to optimizer {optimizer!r} (it is for: {users})")
         out[name] = value
-    for name, default in OPTIMIZER_DEFAULTS.items():
-        out.setdefault(name, default)
+    for name in OPTIMIZER_DEFAULTS:
+        out.setdefault(name, default_setting(optimizer, name))
     return out

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 import random
+import shutil
 import signal
 import sys
 import time
@@ -128,12 +129,15 @@ def check_out_dir(out: Path, *, resume: bool, overwrite: bool) -> None:
 
 
 def prepare_out_dir(out: Path, *, overwrite: bool) -> None:
-    """Create ``out`` for a new run; with ``overwrite`` remove the old run's checkpoints
-    (the trace and config.json are replaced when they are written)."""
+    """Create ``out`` for a new run; with ``overwrite`` remove the old run's checkpoints and the
+    landscapes drawn around them (``landscape/``, the default of ``gradscope landscape RUN``);
+    the trace and config.json are replaced when they are written."""
     ckdir = out / "checkpoints"
     if overwrite and ckdir.is_dir():
         for ck in ckdir.glob("*.pt"):
             ck.unlink()
+    if overwrite and (out / "landscape").is_dir():
+        shutil.rmtree(out / "landscape")
     out.mkdir(parents=True, exist_ok=True)
 
 

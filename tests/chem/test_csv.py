@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import gzip
+import os
 import warnings
 
 import numpy as np
@@ -92,11 +93,22 @@ def test_errors_are_one_line(tmp_path):
          "must be 0 or 1"),
         (lambda: load_dataset("no_such_dataset"), "unknown dataset"),
         (lambda: load_dataset(write(tmp_path, "g.csv", "")), "empty"),
+        (lambda: load_dataset(write(tmp_path, "h.csv", "smiles,y\nCCO," + "1" * 200_000 + "\n")),
+         "not a readable CSV"),  # a field over csv's size limit (a binary file read as text)
     ]
     for call, message in cases:
         with pytest.raises(GradscopeError, match=message) as info:
             call()
         assert "\n" not in str(info.value)
+
+
+@pytest.mark.skipif(hasattr(os, "geteuid") and os.geteuid() == 0, reason="root reads any file")
+def test_unreadable_file_is_a_one_line_error(tmp_path):
+    path = write(tmp_path, "locked.csv", REG)
+    path.chmod(0)
+    with pytest.raises(GradscopeError, match="cannot read .*locked.csv: Permission denied") as info:
+        load_dataset(path)
+    assert "\n" not in str(info.value)
 
 
 def test_task_given_overrides_inference(tmp_path):

@@ -150,9 +150,12 @@ def test_existing_run_needs_resume_or_overwrite(capsys, csv_file, tmp_path):
     # --overwrite with a bad data file fails before touching the old run
     assert_user_error(capsys, args_for(tmp_path / "missing.csv", out, "--overwrite"), "missing.csv")
     assert (out / "checkpoints" / "last.pt").read_bytes() == before
-    # --overwrite replaces it
+    (out / "landscape").mkdir()  # what `gradscope landscape RUN` writes by default: stale after the overwrite
+    (out / "landscape" / "adam.h5").write_bytes(b"old")
+    # --overwrite replaces it, the old run's landscapes included
     assert main(args_for(csv_file, out, "--overwrite", "--optimizer", "sam", "--epochs", "1")) == 0
     assert torch.load(out / "checkpoints" / "last.pt", weights_only=True)["config"]["optimizer"] == "sam"
+    assert not (out / "landscape").exists()
 
 
 def test_resume_errors(capsys, csv_file, tmp_path):

@@ -93,6 +93,19 @@ def test_resume_appends_after_the_last_step(tmp_path, tr) -> None:
     np.testing.assert_array_equal(trace.steps["step"], np.arange(10))
     np.testing.assert_array_equal(trace.steps["omega_norm"][:6], first["omega_norm"])
     assert trace.optimizer == "Fake"  # root attributes of the original run are kept
+    assert trace.config == {"lr": 0.1, "name": "x"}  # no config given on resume: the old one stays
+
+
+def test_resume_with_a_config_makes_it_the_current_one(tmp_path, tr) -> None:
+    """A run resumed to more epochs says so in its trace, as in its config.json."""
+    path = tmp_path / "t.h5"
+    tr.write_trace(path, steps=3)
+    created = open_trace(path).metadata["created"]
+    with TraceWriter(path, optimizer="ignored", resume=True, config={"lr": 0.1, "name": "x", "epochs": 9}) as w:
+        w.append_steps(tr.step_rows(3, 2, seed=1))
+    trace = open_trace(path)
+    assert trace.config == {"epochs": 9, "lr": 0.1, "name": "x"}
+    assert trace.optimizer == "Fake" and trace.metadata["created"] == created
 
 
 def test_resume_at_a_step_drops_later_rows_of_every_group(tmp_path, tr) -> None:

@@ -79,3 +79,15 @@ def test_unset_settings_get_their_defaults():
     resolved = resolve_optimizer_settings("adam", {name: None for name in USES})
     assert resolved == {"rho": 0.05, "gamma": 0.5, "rho_step": 1, "beta": 0.99, "anchor_every": 1, "k": None,
                         "probe_exact_every": None}
+
+
+def test_asam_defaults_to_its_own_rho_in_the_cli_and_the_config():
+    """ASAM's ρ multiplies |θ|: its default is 0.5 (as gradscope.optim.ASAM), everyone else 0.05."""
+    import inspect
+
+    from gradscope.optim import ASAM
+
+    assert resolve_optimizer_settings("asam", {name: None for name in USES})["rho"] == 0.5
+    assert RecordConfig(optimizer="asam").rho == 0.5 == inspect.signature(ASAM).parameters["rho"].default
+    assert RecordConfig(optimizer="sam").rho == 0.05 and RecordConfig(optimizer="asam", rho=0.1).rho == 0.1
+    assert RecordConfig.from_dict(RecordConfig(optimizer="asam").to_dict()).rho == 0.5
