@@ -249,40 +249,28 @@ def tables_markdown(runs: Sequence[dict[str, Any]], landscapes: Sequence[dict[st
     out.append(_table(["dataset", "optimizer", "seeds", "test (best val epoch)", "graphs/s", "× Adam", "× SAM",
                        "passes/step"], body))
 
+    def groups(with_eps: bool) -> list[tuple[str, str, dict[str, Any]]]:
+        """(dataset, optimizer, aggregate) in display order; ``with_eps`` leaves Adam out."""
+        return [(d, o, by[(d, o)]) for d in datasets for o in OPTIMIZERS
+                if (d, o) in by and not (with_eps and o == "adam")]
+
     out.append("\n### Observation 1: ε changes less than ω; ‖ω‖ against ‖ε‖ and ‖ε̂‖\n")
-    body = []
-    for d in datasets:
-        for o in OPTIMIZERS:
-            a = by.get((d, o))
-            if a is None or o == "adam":
-                continue
-            body.append([d, OPTIMIZERS[o], pm(a["change_std_ratio_mean"], a["change_std_ratio_std"], 2),
-                         pm(a["grad_norm_ratio_mean"], a["grad_norm_ratio_std"], 2),
-                         pm(a["perturbation_norm_ratio_mean"], a["perturbation_norm_ratio_std"], 1)])
+    body = [[d, OPTIMIZERS[o], pm(a["change_std_ratio_mean"], a["change_std_ratio_std"], 2),
+             pm(a["grad_norm_ratio_mean"], a["grad_norm_ratio_std"], 2),
+             pm(a["perturbation_norm_ratio_mean"], a["perturbation_norm_ratio_std"], 1)] for d, o, a in groups(True)]
     out.append(_table(["dataset", "optimizer", "std ‖Δω‖ / std ‖Δε‖", "median ‖ω‖/‖ε‖ (ε a gradient)",
                        "median ‖ω‖/‖ε̂‖ (ε̂ applied)"], body))
 
     out.append("\n### Observation 2: consistency and agreement with the exact ε (% of steps with cosine ≥ 0)\n")
-    body = []
-    for d in datasets:
-        for o in OPTIMIZERS:
-            a = by.get((d, o))
-            if a is None or o == "adam":
-                continue
-            body.append([d, OPTIMIZERS[o], pm(a["consistent_pct_mean"], a["consistent_pct_std"], 1),
-                         _paper(PAPER_CONSISTENT_PCT, o), pm(a["exact_pct_mean"], a["exact_pct_std"], 1),
-                         _paper(PAPER_EXACT_AGREEMENT_PCT, o)])
+    body = [[d, OPTIMIZERS[o], pm(a["consistent_pct_mean"], a["consistent_pct_std"], 1),
+             _paper(PAPER_CONSISTENT_PCT, o), pm(a["exact_pct_mean"], a["exact_pct_std"], 1),
+             _paper(PAPER_EXACT_AGREEMENT_PCT, o)] for d, o, a in groups(True)]
     out.append(_table(["dataset", "optimizer", "cos(ε_{t+1}, ω_t) ≥ 0", "paper (BBBP)", "cos(ε_t, exact) ≥ 0",
                        "paper (BBBP)"], body))
 
     out.append("\n### Attention entropy (nats, validation atoms, best validation epoch)\n")
-    body = []
-    for d in datasets:
-        for o in OPTIMIZERS:
-            a = by.get((d, o))
-            if a is not None:
-                body.append([d, OPTIMIZERS[o], pm(a["entropy_mean"], a["entropy_std"], 3),
-                             _paper(PAPER_ATTENTION_ENTROPY, o, 3)])
+    body = [[d, OPTIMIZERS[o], pm(a["entropy_mean"], a["entropy_std"], 3), _paper(PAPER_ATTENTION_ENTROPY, o, 3)]
+            for d, o, a in groups(False)]
     out.append(_table(["dataset", "optimizer", "entropy", "paper (BBBP, CoMPT)"], body))
 
     if landscapes:
