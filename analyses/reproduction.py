@@ -170,7 +170,7 @@ def landscape_results(root: Path) -> list[dict[str, Any]]:
                    "mean_increase": s["mean_increase"], "max_increase": s["max_increase"],
                    "lambda_max": s["lambda_max"] if s["lambda_max"] is not None else _nan()}
             h5 = folder / f"{optimizer}.h5"
-            if h5.is_file():  # the 1-D curve's rise at |α| = 1 (mean of both ends) over its centre
+            if h5.is_file():  # the 1-D curve's rise at α = ±1 (mean of both ends) over its centre
                 ls = open_landscape(h5)
                 loss = np.asarray(ls.loss, dtype=float)
                 row["rise_at_1"] = float(0.5 * (loss[0] + loss[-1]) - ls.centre_loss)
@@ -281,7 +281,7 @@ def tables_markdown(runs: Sequence[dict[str, Any]], landscapes: Sequence[dict[st
                  pm(a["lambda_max_mean"], a["lambda_max_std"], 1), pm(a["rise_at_1_mean"], a["rise_at_1_std"], 3)]
                 for a in lagg]
         out.append(_table(["dataset", "optimizer", "seeds", "loss at θ", "mean Δloss at r", "λ_max",
-                           "Δloss at |α| = 1"], body))
+                           "Δloss at α = ±1"], body))
     return "\n".join(out)
 
 
