@@ -156,7 +156,9 @@ def writer_throughput(rows: int, flush: int, workdir: Path) -> dict[str, Any]:
             w.flush()
     seconds = time.perf_counter() - t0
     values = rows * len(schema.STEP_COLUMNS)
-    return {"rows": rows, "flush_rows": flush, "seconds": seconds, "values_per_s": values / seconds, "path": path}
+    size = path.stat().st_size  # random values: compression has nothing to gain, an upper bound
+    return {"rows": rows, "flush_rows": flush, "seconds": seconds, "values_per_s": values / seconds,
+            "file_bytes": size, "bytes_per_step": size / rows, "path": path}
 
 
 def read_time(path: Path, repeats: int) -> dict[str, Any]:
@@ -211,7 +213,8 @@ def _print_table(r: dict[str, Any]) -> None:
             f"{o['min_hook_share_recorder']:>6.1%} {o['min_hook_share_recorder_layers']:>6.1%}"
         )
     for w in r["write"]:
-        print(f"writer, {w['rows']} rows × {len(schema.STEP_COLUMNS)} columns, flush {w['flush_rows']:>5}: {w['values_per_s'] / 1e6:8.2f} M values/s")
+        print(f"writer, {w['rows']} rows × {len(schema.STEP_COLUMNS)} columns, flush {w['flush_rows']:>5}: "
+              f"{w['values_per_s'] / 1e6:8.2f} M values/s, {w['bytes_per_step']:.0f} bytes per step on disk")
     print(f"read {r['read']['rows']} steps with open_trace: {r['read']['median_s'] * 1e3:.1f} ms (median of {len(r['read']['samples_s'])})")
 
 
