@@ -301,11 +301,12 @@ class LandscapeEvaluator:
         result = vmap(one)(params)
         return result if want_out else (result, None)
 
-    def _scratch_model(self) -> FunctionalModel | None:
+    def _scratch_model(self) -> tuple[nn.Module, list[torch.Tensor]] | None:
         """A private copy of the model whose parameters the per-point path overwrites.
 
         Writing one point's parameters once and running every batch costs one copy per point;
-        ``functional_call`` would re-bind every parameter on every batch. ``None`` (use
+        ``functional_call`` would re-bind every parameter on every batch. The copy is taken at
+        first use and costs one more set of parameters in memory. ``None`` (use
         ``functional_call``) when the model cannot be deep-copied.
         """
         if self._scratch is None:
