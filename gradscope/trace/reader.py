@@ -165,13 +165,18 @@ class Trace:
         """
         return _fraction_nonnegative(self.steps["cos_eps_prev_omega"])
 
-    def exact_agreement(self) -> float:
-        """Fraction of probed steps with cos(ε_t, ∇L_B(θ_t)) ≥ 0 (NaN when no step was probed).
+    def exact_agreement(self, exclude_anchored: bool = True) -> float:
+        """Fraction of probed steps with cos(ε_t, ∇L_B(θ_t)) ≥ 0 (NaN when no step counts).
 
-        Wang et al. (2024) report 72.46 % for GraphSAM's approximated ε (SAM-k 56.74 %,
-        SAM-One 40.05 %).
+        Anchored steps, where ε *is* the exact gradient (cos = 1), are left out unless
+        ``exclude_anchored=False``: the number is about the approximated ε, as in Wang et al.
+        (2024), who report 72.46 % for GraphSAM (SAM-k 56.74 %, SAM-One 40.05 %). The same rule
+        as ``analyses.observation2.exact_agreement``.
         """
-        return _fraction_nonnegative(self.steps["cos_eps_exact"])
+        cos = np.asarray(self.steps["cos_eps_exact"])
+        if exclude_anchored and "anchored" in self.steps:
+            cos = cos[np.asarray(self.steps["anchored"]) != 1]  # -1 (never told) counts
+        return _fraction_nonnegative(cos)
 
     def per_epoch(self, name: str, reduce: Callable[[np.ndarray], float] = np.mean) -> tuple[np.ndarray, np.ndarray]:
         """Aggregate the step column ``name`` over each epoch.

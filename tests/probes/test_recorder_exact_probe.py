@@ -46,7 +46,9 @@ def test_probe_values_match_reference_for_a_reused_eps(ref, tmp_path) -> None:
     anchored = s["anchored"].astype(bool) & probed
     np.testing.assert_allclose(s["cos_eps_exact"][anchored], 1.0, atol=1e-6)
     assert (s["cos_eps_exact"][probed & ~anchored] < 0.999).all()
-    assert trace.exact_agreement() == pytest.approx(np.mean(np.array(want_cos)[probed] >= 0))
+    assert trace.exact_agreement(exclude_anchored=False) == pytest.approx(np.mean(np.array(want_cos)[probed] >= 0))
+    reused = probed & ~s["anchored"].astype(bool)
+    assert trace.exact_agreement() == pytest.approx(np.mean(np.array(want_cos)[reused] >= 0))
     assert json.loads(trace.metadata["recorder"])["probe_exact_every"] == 2
 
 
