@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from gradscope.chem import DatasetSpec, MoleculeDataset, Standardizer, load_dataset, make_split
+from gradscope.chem import DatasetSpec, GraphBatch, MoleculeDataset, Standardizer, load_dataset, make_split
 from gradscope.errors import GradscopeError
 from gradscope.models import ModelConfig, build_model
 from gradscope.optim import StepRho, make_optimizer
@@ -79,8 +79,14 @@ class Data:
     def metric(self) -> str:
         return self.dataset.metric
 
+    def eval_batches(self, name: str) -> list[GraphBatch]:
+        """Split ``name`` as size-packed batches (:meth:`MoleculeDataset.size_batches`): what
+        training's evaluation uses. Little is spent on padding, and loss, metric and entropy over
+        the split do not depend on the grouping (they are weighted by labels and atoms)."""
+        return self.dataset.size_batches(self.split[name], standardizer=self.standardizer)
+
     def batches(self, name: str, batch_size: int, limit: int | None = None):
-        """Deterministic batches of split ``name`` in stored order (evaluation)."""
+        """Deterministic batches of split ``name`` in stored order."""
         idx = self.split[name]
         stops = range(0, len(idx), batch_size)
         if limit is not None:

@@ -395,8 +395,8 @@ def _end_of_epoch(epoch: int, model, data: Data, config: RecordConfig, device, a
     """Evaluate after an epoch; the row goes to the trace, the checkpoint and the log."""
     common = dict(task=data.task, metric=data.metric, device=device, standardizer=data.standardizer,
                   autocast_dtype=autocast_dtype)
-    val: Evaluation = evaluate(model, data.batches("val", 128), entropy=True, **common)
-    test: Evaluation = evaluate(model, data.batches("test", 128), **common)
+    val: Evaluation = evaluate(model, data.eval_batches("val"), entropy=True, **common)
+    test: Evaluation = evaluate(model, data.eval_batches("test"), **common)
     seen, elapsed = partial["seen"], partial["elapsed"]
     rho = getattr(optimizer, "rho", None)
     if rho_schedule is not None:

@@ -111,7 +111,7 @@ def test_every_optimizer_records_a_complete_run(optimizer, regression_csv, tmp_p
     # the best checkpoint's weights give back the validation loss recorded for its epoch
     run = load_run(out, which="best")
     best = int(np.nanargmin(e.val_rmse))
-    val = evaluate(run.model, run.data.batches("val", 128), task="regression", metric="rmse",
+    val = evaluate(run.model, run.data.eval_batches("val"), task="regression", metric="rmse",
                    device=torch.device("cpu"), standardizer=run.data.standardizer)
     assert val.loss == pytest.approx(e.val_loss[best], rel=1e-6)
     assert val.metric == pytest.approx(e.val_rmse[best], rel=1e-6)

@@ -61,6 +61,11 @@ def test_batch_size_does_not_change_the_result(setup):
     b = evaluate(model, data.batches("test", 128), **kw)
     assert a.loss == pytest.approx(b.loss, rel=1e-5) and a.metric == pytest.approx(b.metric, rel=1e-5)
     np.testing.assert_allclose(a.entropy_layer_head, b.entropy_layer_head, rtol=1e-5)
+    packed = data.eval_batches("test")  # what training evaluates: size-packed, another grouping
+    assert sorted(int(i) for b_ in packed for i in b_.index) == sorted(int(i) for i in data.split["test"])
+    c = evaluate(model, packed, **kw)
+    assert a.loss == pytest.approx(c.loss, rel=1e-5) and a.metric == pytest.approx(c.metric, rel=1e-5)
+    np.testing.assert_allclose(a.entropy_layer_head, c.entropy_layer_head, rtol=1e-5)
 
 
 def test_no_batches_gives_nan(setup):
