@@ -142,3 +142,16 @@ class RecordingSGD(torch.optim.SGD):
         self.seen_params.append([p.detach().clone() for p in ps])
         self.seen_grads.append([None if p.grad is None else p.grad.detach().clone() for p in ps])
         return super().step(closure)
+
+
+def naive_sam_step(model, base, batch, rho):
+    """SAM (Foret et al. 2021) written out: g, ε̂ = ρ g/‖g‖, ω at θ+ε̂, base step.
+
+    Returns (loss at θ, g, ε̂, ω), per tensor.
+    """
+    g, loss = grads_at(model, batch)
+    scale = rho / max(global_norm(g), 1e-12)
+    e = [x * scale for x in g]
+    omega, _ = grad_at_perturbed(model, batch, e)
+    base_step(model, base, omega)
+    return loss, g, e, omega

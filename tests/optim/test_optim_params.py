@@ -5,29 +5,19 @@ import pytest
 import torch
 from optim_testkit import (
     assert_params_close,
-    base_step,
     clone,
     closure_for,
     flat,
-    global_norm,
-    grad_at_perturbed,
-    grads_at,
     loss_of,
     make_batches,
     make_model,
+    naive_sam_step,
     trainable,
 )
 from torch import nn
 
 import gradscope.optim as go
 from gradscope.errors import GradscopeError
-
-
-def naive_sam(model, base, batch, rho):
-    g, _ = grads_at(model, batch)
-    e = [x * (rho / global_norm(g)) for x in g]
-    omega, _ = grad_at_perturbed(model, batch, e)
-    base_step(model, base, omega)
 
 
 def test_frozen_parameters_are_left_out():
@@ -40,7 +30,7 @@ def test_frozen_parameters_are_left_out():
     assert opt.params == trainable(model) and len(opt.params) == 3
     for t in range(4):
         opt.step(closure_for(model, batches[t]))
-        naive_sam(ref, base, batches[t], 0.1)
+        naive_sam_step(ref, base, batches[t], 0.1)
         assert opt.last_step.omega.numel() == sum(p.numel() for p in trainable(model))
     assert torch.equal(model[0].weight, frozen) and model[0].weight.grad is None
     assert_params_close(model, ref)
@@ -101,7 +91,7 @@ def test_lr_scheduler_matches_reference_run():
     s2 = torch.optim.lr_scheduler.StepLR(base, step_size=1, gamma=0.5)
     for t in range(5):
         opt.step(closure_for(model, batches[t]))
-        naive_sam(ref, base, batches[t], 0.05)
+        naive_sam_step(ref, base, batches[t], 0.05)
         s1.step()
         s2.step()
     assert_params_close(model, ref)
@@ -151,7 +141,7 @@ def test_float64_parameters_take_the_copy_path():
     base = torch.optim.Adam(ref.parameters(), lr=0.01)
     for t in range(4):
         opt.step(closure_for(model, batches[t]))
-        naive_sam(ref, base, batches[t], 0.05)
+        naive_sam_step(ref, base, batches[t], 0.05)
         assert opt.last_step.omega.dtype == torch.float32
     assert_params_close(model, ref, atol=1e-6, rtol=1e-5)
 

@@ -8,31 +8,19 @@ import torch
 from optim_testkit import (
     RecordingSGD,
     assert_params_close,
-    base_step,
     clone,
     closure_for,
     global_norm,
-    grad_at_perturbed,
-    grads_at,
     loss_of,
     make_batches,
     make_model,
+    naive_sam_step,
     trainable,
     two_groups,
 )
 
 import gradscope.optim as go
 from gradscope.errors import GradscopeError
-
-
-def naive_sam_step(model, base, batch, rho):
-    """SAM (Foret et al. 2021) written out: g, ε̂ = ρ g/‖g‖, ω at θ+ε̂, base step."""
-    g, loss = grads_at(model, batch)
-    scale = rho / max(global_norm(g), 1e-12)
-    e = [x * scale for x in g]
-    omega, _ = grad_at_perturbed(model, batch, e)
-    base_step(model, base, omega)
-    return loss, g, e, omega
 
 
 def test_sam_matches_naive_two_pass_sam_with_two_param_groups():
