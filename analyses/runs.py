@@ -232,24 +232,24 @@ def column(trace: Any, group: str, name: str, label: str = "", *, purpose: str =
     return np.asarray(values, dtype=np.float64)
 
 
-def step_column(trace: Any, name: str, label: str = "", *, purpose: str = "") -> np.ndarray:
-    """A ``steps`` column; raises a MissingDataError when the trace holds no step at all."""
-    values = column(trace, "steps", name, label, purpose=purpose)
+def _rows_column(trace: Any, group: str, name: str, label: str, purpose: str) -> np.ndarray:
+    """A column of ``group``; MissingDataError when the group holds no row at all."""
+    values = column(trace, group, name, label, purpose=purpose)
     if values.shape[0] == 0:
         who = label or str(trace_path(trace) or "trace")
         why = f" (needed for {purpose})" if purpose else ""
-        raise MissingDataError(f"{who}: trace has no recorded steps{why}")
+        raise MissingDataError(f"{who}: trace has no recorded {group}{why}")
     return values
+
+
+def step_column(trace: Any, name: str, label: str = "", *, purpose: str = "") -> np.ndarray:
+    """A ``steps`` column; raises a MissingDataError when the trace holds no step at all."""
+    return _rows_column(trace, "steps", name, label, purpose)
 
 
 def epoch_column(trace: Any, name: str, label: str = "", *, purpose: str = "") -> np.ndarray:
     """An ``epochs`` column (first axis = epoch rows); MissingDataError when there is no row."""
-    values = column(trace, "epochs", name, label, purpose=purpose)
-    if values.shape[0] == 0:
-        who = label or str(trace_path(trace) or "trace")
-        why = f" (needed for {purpose})" if purpose else ""
-        raise MissingDataError(f"{who}: trace has no recorded epochs{why}")
-    return values
+    return _rows_column(trace, "epochs", name, label, purpose)
 
 
 def steps_axis(trace: Any, label: str = "") -> np.ndarray:

@@ -8,7 +8,7 @@ schedule. ``load_run`` rebuilds model, data and split from a checkpoint alone, w
 from __future__ import annotations
 
 import csv
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -70,6 +70,7 @@ class Data:
     dataset: MoleculeDataset
     split: Split
     standardizer: Standardizer | None
+    _eval: dict[str, list[GraphBatch]] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def task(self) -> str:
@@ -82,8 +83,11 @@ class Data:
     def eval_batches(self, name: str) -> list[GraphBatch]:
         """Split ``name`` as size-packed batches (:meth:`MoleculeDataset.size_batches`): what
         training's evaluation uses. Little is spent on padding, and loss, metric and entropy over
-        the split do not depend on the grouping (they are weighted by labels and atoms)."""
-        return self.dataset.size_batches(self.split[name], standardizer=self.standardizer)
+        the split do not depend on the grouping (they are weighted by labels and atoms). Collated
+        once per split and kept (on the CPU): every epoch evaluates the same molecules."""
+        if name not in self._eval:
+            self._eval[name] = self.dataset.size_batches(self.split[name], standardizer=self.standardizer)
+        return self._eval[name]
 
     def batches(self, name: str, batch_size: int, limit: int | None = None):
         """Deterministic batches of split ``name`` in stored order."""
