@@ -155,3 +155,55 @@ def naive_sam_step(model, base, batch, rho):
     omega, _ = grad_at_perturbed(model, batch, e)
     base_step(model, base, omega)
     return loss, g, e, omega
+
+
+class Branchy(nn.Module):
+    """A model whose parameters get gradients on some steps only (torch's ``None`` cases).
+
+    - ``branch``: a residual branch used only when ``use_branch`` (a conditional branch);
+    - ``late``: a second head added to the output only when ``use_late`` (a late-starting head);
+    - ``middle``: used every step (the tests freeze it mid-run with ``requires_grad_(False)``);
+    - ``never``: a parameter the forward never reads.
+    """
+
+    def __init__(self, seed: int = 0) -> None:
+        super().__init__()
+        torch.manual_seed(seed)
+        self.trunk = nn.Linear(5, 7)
+        self.middle = nn.Linear(7, 7)
+        self.branch = nn.Linear(7, 7)
+        self.head = nn.Linear(7, 1)
+        self.late = nn.Linear(7, 1)
+        self.never = nn.Parameter(torch.randn(4))
+        self.use_branch = True
+        self.use_late = False
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = torch.tanh(self.middle(torch.tanh(self.trunk(x))))
+        if self.use_branch:
+            h = h + torch.tanh(self.branch(h))
+        out = self.head(h)
+        if self.use_late:
+            out = out + self.late(h)
+        return out
+
+
+def branchy_schedule(model: Branchy, t: int) -> None:
+    """Step t of the Branchy scenario: branch on steps 0 and 3 only, the late head from step 4,
+    ``middle`` frozen from step 5."""
+    model.use_branch = t in (0, 3)
+    model.use_late = t >= 4
+    model.middle.weight.requires_grad_(t < 5)
+    model.middle.bias.requires_grad_(t < 5)
+
+
+def torch_closure(model: nn.Module, opt: torch.optim.Optimizer, batch: Batch) -> Callable[[], torch.Tensor]:
+    """The plain-torch closure: zero (to None), forward, backward, return the loss."""
+
+    def closure() -> torch.Tensor:
+        opt.zero_grad(set_to_none=True)
+        loss = loss_of(model, batch)
+        loss.backward()
+        return loss
+
+    return closure
