@@ -6,6 +6,8 @@ buffers, so that the references the tests build from it are obviously correct.
 from __future__ import annotations
 
 import copy
+import sys
+from contextlib import contextmanager
 from typing import Callable, Sequence
 
 import torch
@@ -207,3 +209,33 @@ def torch_closure(model: nn.Module, opt: torch.optim.Optimizer, batch: Batch) ->
         return loss
 
     return closure
+
+
+HOST_READS = ("item", "tolist", "cpu", "numpy", "__bool__", "__float__", "__int__", "__index__")
+
+
+@contextmanager
+def host_reads_from_gradscope(allowed: int):
+    """Record host reads made by gradscope.optim code; raise past ``allowed`` of them."""
+    reads: list[tuple[str, str]] = []
+    saved = {}
+    for name in HOST_READS:
+        saved[name] = (name in torch.Tensor.__dict__, getattr(torch.Tensor, name))
+
+        def guard(self, *args, __name=name, __orig=saved[name][1], **kwargs):
+            caller = sys._getframe(1).f_globals.get("__name__", "")
+            if caller.startswith("gradscope.optim"):
+                reads.append((__name, caller))
+                if len(reads) > allowed:
+                    raise AssertionError(f"host read Tensor.{__name} in {caller}")
+            return __orig(self, *args, **kwargs)
+
+        setattr(torch.Tensor, name, guard)
+    try:
+        yield reads
+    finally:
+        for name, (own, orig) in saved.items():
+            if own:
+                setattr(torch.Tensor, name, orig)
+            else:
+                delattr(torch.Tensor, name)

@@ -7,44 +7,13 @@ CPU and read them; that is theirs, not ours). On a CUDA machine the steps also r
 """
 from __future__ import annotations
 
-import sys
-from contextlib import contextmanager
-
 import pytest
 import torch
-from optim_testkit import closure_for, make_batches, make_model, two_groups
+from optim_testkit import HOST_READS, closure_for, host_reads_from_gradscope, make_batches, make_model, two_groups
 
 import gradscope.optim as go
 
-HOST_READS = ("item", "tolist", "cpu", "numpy", "__bool__", "__float__", "__int__", "__index__")
 KWARGS = {"sam-k": {"k": 2}, "looksam": {"k": 2}, "ae-sam": {"total_steps": 6}, "rst": {"p": 0.5}}
-
-
-@contextmanager
-def host_reads_from_gradscope(allowed: int):
-    """Record host reads made by gradscope.optim code; raise past ``allowed`` of them."""
-    reads: list[tuple[str, str]] = []
-    saved = {}
-    for name in HOST_READS:
-        saved[name] = (name in torch.Tensor.__dict__, getattr(torch.Tensor, name))
-
-        def guard(self, *args, __name=name, __orig=saved[name][1], **kwargs):
-            caller = sys._getframe(1).f_globals.get("__name__", "")
-            if caller.startswith("gradscope.optim"):
-                reads.append((__name, caller))
-                if len(reads) > allowed:
-                    raise AssertionError(f"host read Tensor.{__name} in {caller}")
-            return __orig(self, *args, **kwargs)
-
-        setattr(torch.Tensor, name, guard)
-    try:
-        yield reads
-    finally:
-        for name, (own, orig) in saved.items():
-            if own:
-                setattr(torch.Tensor, name, orig)
-            else:
-                delattr(torch.Tensor, name)
 
 
 def test_the_guard_catches_reads_from_gradscope_code():
