@@ -65,7 +65,7 @@ class LossScaling:
     def begin(cls, scaler: Any, optimizer: Any, device: torch.device) -> LossScaling | None:
         if scaler is None:
             return None
-        if not isinstance(scaler, torch.amp.GradScaler) or not hasattr(scaler, "_per_optimizer_states"):
+        if not isinstance(scaler, torch.amp.GradScaler):
             raise GradscopeError(NOT_A_SCALER.format(scaler))
         if not scaler.is_enabled():
             return None
