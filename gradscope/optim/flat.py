@@ -122,7 +122,8 @@ class FlatLayout:
     def per_tensor_dots(self, a: torch.Tensor, b: torch.Tensor, scratch: torch.Tensor) -> torch.Tensor:
         """x_k·y_k of each parameter's slices of flat ``a`` and ``b`` (``scratch`` is overwritten)."""
         torch.mul(a, b, out=scratch)
-        return torch.segment_reduce(scratch, "sum", lengths=self._numels_t)
+        # unsafe=True: the lengths are ours and valid; validating them would read them on the host
+        return torch.segment_reduce(scratch, "sum", lengths=self._numels_t, unsafe=True)
 
     def expand(self, per_tensor: torch.Tensor) -> torch.Tensor:
         """Repeat one value per parameter over that parameter's slice (a flat tensor)."""
