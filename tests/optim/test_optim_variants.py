@@ -19,7 +19,6 @@ from optim_testkit import (
     make_batches,
     make_model,
     trainable,
-    two_groups,
 )
 
 import gradscope.optim as go
@@ -53,9 +52,12 @@ def test_asam_matches_reference(rule):
     rho, eta = 0.5, 0.01
     model, batches = _normed_mlp(), make_batches()
     ref = clone(model)
-    params = list(model.named_parameters()) if named else list(model.parameters())
-    opt = go.ASAM(params, rho=rho, eta=eta, scale_biases=scale_biases, lr=0.01)
-    base = torch.optim.Adam(ref.parameters(), lr=0.01)
+    def groups(m, with_names):  # two parameter groups with different learning rates
+        items = [(n, p) if with_names else p for n, p in m.named_parameters()]
+        return [{"params": items[:2]}, {"params": items[2:], "lr": 0.02}]
+
+    opt = go.ASAM(groups(model, named), rho=rho, eta=eta, scale_biases=scale_biases, lr=0.01)
+    base = torch.optim.Adam(groups(ref, False), lr=0.01)
     mask = [applies(n, p) for n, p in ref.named_parameters()]
     assert opt.scaled == tuple(mask)
     for t in range(6):
