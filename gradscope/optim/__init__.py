@@ -7,9 +7,11 @@ docs/optimizers.md for each method's update rule, its cost and its reference.
 """
 from __future__ import annotations
 
+from gradscope.optim.accumulate import micro_batch_closure
 from gradscope.optim.aesam import AESAM, AESAMConfig
 from gradscope.optim.asam import ASAM, ASAMConfig
 from gradscope.optim.core import BASE_OPTIMIZERS, SharpnessAware, resolve_base_optimizer
+from gradscope.optim.flat import FlatLayout
 from gradscope.optim.graphsam import GraphSAM, GraphSAMConfig
 from gradscope.optim.looksam import LookSAM, LookSAMConfig
 from gradscope.optim.registry import OPTIMIZERS, make_optimizer, optimizer_class
@@ -34,6 +36,8 @@ __all__ = [
     "GraphSAMReleased",
     "StepRho",
     "StepInfo",
+    "FlatLayout",
+    "micro_batch_closure",
     "OPTIMIZERS",
     "BASE_OPTIMIZERS",
     "make_optimizer",
