@@ -114,12 +114,12 @@ def test_resume_at_a_step_drops_later_rows_of_every_group(tmp_path, tr) -> None:
     with TraceWriter(path, optimizer="X", layout=layout) as w:
         for epoch in range(3):  # 4 steps per epoch, an epoch row after each
             rows = tr.step_rows(4 * epoch, 4, epoch=epoch)
-            w.append_steps(rows, layers=(np.ones((4, 1)), np.ones((4, 1))))
+            w.append_steps(rows, layers={"eps_norm": np.ones((4, 1)), "omega_norm": np.ones((4, 1))})
             w.append_vectors(4 * epoch, None, np.zeros(3))
             w.append_epoch({"epoch": epoch, "step_count": 4 * epoch + 4, "val_auc": 0.5})
     with TraceWriter(path, optimizer="X", layout=layout, resume=True, resume_step=8) as w:
         assert w.next_step == 8
-        w.append_steps(tr.step_rows(8, 2, epoch=2), layers=(np.zeros((2, 1)), np.zeros((2, 1))))
+        w.append_steps(tr.step_rows(8, 2, epoch=2), layers={"eps_norm": np.zeros((2, 1)), "omega_norm": np.zeros((2, 1))})
     t = open_trace(path)
     np.testing.assert_array_equal(t.steps["step"], np.arange(10))
     np.testing.assert_array_equal(t.layers["step"], np.arange(10))
