@@ -350,8 +350,8 @@ class Recorder:
     def _measure_layers(self, info: StepInfo) -> dict[str, list[torch.Tensor]]:
         """The per-tensor columns of the ``layers`` group, by name, in the recorder's parameter order."""
         order = self._order_of(info.params)
-        eps = F.norms(order.views(info.eps)) if info.eps is not None else self._nan_layers
-        measured = {"eps_norm": eps, "omega_norm": F.norms(order.views(info.omega))}
+        eps = F.norms(order.views("eps", info.eps)) if info.eps is not None else self._nan_layers
+        measured = {"eps_norm": eps, "omega_norm": F.norms(order.views("omega", info.omega))}
         return {name: measured[name] for name in LAYER_COLUMNS}
 
     def _order_of(self, params: list[torch.Tensor]) -> "_Order":
@@ -447,8 +447,15 @@ class _Order:
     """Where an optimizer's flat vectors keep each of the recorder's parameters, computed once.
 
     Gradscope optimizers flatten their parameters in param-group order, as the recorder does;
-    then :meth:`views` is one ``torch.split``. Otherwise it also reorders the pieces.
+    otherwise the pieces are reordered. Per-parameter views of a flat vector are made when the
+    optimizer hands a vector it did not hand in the previous step, and reused while it hands
+    the same buffers again: an optimizer's buffers live as long as it does, and GraphSAM
+    alternates two ε buffers, so each channel (ε, ω) keeps the views of its :data:`RECENT`
+    latest vectors.
     """
+
+    #: Vectors per channel whose views are kept: this step's and the previous step's.
+    RECENT = 2
 
     def __init__(self, source: list[torch.Tensor], target: list[torch.Tensor]) -> None:
         self.source = source
@@ -456,11 +463,19 @@ class _Order:
         same = len(source) == len(target) and all(a is b for a, b in zip(source, target))
         position = {id(p): i for i, p in enumerate(source)}
         self.pick = None if same else [position[id(p)] for p in target]
+        self._recent: dict[str, list[tuple[torch.Tensor, list[torch.Tensor]]]] = {}
 
-    def views(self, flat: torch.Tensor) -> list[torch.Tensor]:
+    def views(self, channel: str, flat: torch.Tensor) -> list[torch.Tensor]:
         """Flat views of each parameter's piece of ``flat``, in the recorder's parameter order."""
+        recent = self._recent.setdefault(channel, [])
+        for tensor, views in recent:
+            if tensor is flat:
+                return views
         pieces = F.split_flat(flat, self.sizes)
-        return pieces if self.pick is None else [pieces[i] for i in self.pick]
+        views = pieces if self.pick is None else [pieces[i] for i in self.pick]
+        recent.insert(0, (flat, views))
+        del recent[self.RECENT :]
+        return views
 
 
 def _scalar(value: torch.Tensor | None, nan: torch.Tensor) -> torch.Tensor:

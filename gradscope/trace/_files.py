@@ -20,6 +20,7 @@ import ctypes
 import functools
 import json
 import os
+import re
 import socket
 import time
 from pathlib import Path
@@ -64,8 +65,11 @@ def open_for_reading(path: Path) -> h5py.File:
         if not any(t in reason for t in _TRANSIENT):
             break
         time.sleep(_RETRY_S)
-    if "truncated file" in reason:
-        raise GradscopeError(f"{path} is truncated: it is shorter than its HDF5 header says (HDF5: {reason})")
+    sizes = re.search(r"eof = (\d+).*stored_eof = (\d+)", reason)
+    if sizes:
+        raise GradscopeError(
+            f"{path} is truncated: {sizes[1]} bytes on disk, its HDF5 header says {sizes[2]} (an incomplete copy?)"
+        )
     raise GradscopeError(f"{path} is not a gradscope trace (not a readable HDF5 file: {reason})")
 
 
@@ -170,7 +174,8 @@ def as_text(value: Any) -> Any:
 
 def one_line(exc: BaseException) -> str:
     """The first line of an exception's message (HDF5's messages can be long)."""
-    lines = str(exc).strip().splitlines()
+    text = str(exc.args[0]) if isinstance(exc, KeyError) and exc.args else str(exc)  # KeyError adds quotes
+    lines = text.strip().splitlines()
     return lines[0] if lines else type(exc).__name__
 
 
@@ -225,3 +230,11 @@ def _alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
+
+
+def row_counts(data: h5py.Group, key: str) -> tuple[int, int]:
+    """(complete rows, most rows of any dataset) of a row group: its key column's length, and the
+    length a write in progress or interrupted reached in the longest dataset."""
+    lengths = [ds.shape[0] for ds in data.values() if isinstance(ds, h5py.Dataset) and ds.ndim]
+    complete = data[key].shape[0] if key in data else min(lengths, default=0)
+    return complete, max(lengths, default=0)

@@ -140,6 +140,17 @@ class Trace:
             "layers": {**dict(self.layers), "names": list(self.layer_names)},
         }
 
+    def to_pandas(self) -> dict[str, Any]:
+        """The ``steps``, ``epochs`` and ``layers`` tables as pandas DataFrames, by name.
+
+        ``layers`` is in long form (one row per step and tensor); array-valued epoch columns
+        become one column per element (see :mod:`gradscope.trace.export`). pandas is optional
+        (``pip install 'gradscope[export]'``); without it this raises a GradscopeError.
+        """
+        from gradscope.trace.export import to_pandas
+
+        return to_pandas(self)
+
     def __repr__(self) -> str:
         extra = f", layers={len(self.layer_names)} tensors" if self.layer_names else ""
         extra += f", vectors={len(self.vectors)}" if self.vectors is not None else ""
