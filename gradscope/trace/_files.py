@@ -70,6 +70,8 @@ def open_for_reading(path: Path) -> h5py.File:
         raise GradscopeError(
             f"{path} is truncated: {sizes[1]} bytes on disk, its HDF5 header says {sizes[2]} (an incomplete copy?)"
         )
+    if "unable to lock file" in reason:
+        raise GradscopeError(f"{path} is locked by another process (a writer setting it up?); try again in a moment")
     raise GradscopeError(f"{path} is not a gradscope trace (not a readable HDF5 file: {reason})")
 
 

@@ -67,8 +67,8 @@ class Vectors:
         return self.step.shape[0]
 
     def _read(self, name: str, index: int | slice) -> np.ndarray:
-        with open_for_reading(self.path) as f:
-            return f["vectors"][name][index]
+        with open_for_reading(self.path) as f, reading_errors(self.path):
+            return f[schema.VECTORS.name][name][index]
 
     def eps(self, index: int | slice) -> np.ndarray:
         """Flat ε snapshot(s) at row ``index`` (see ``step`` for their step numbers)."""
