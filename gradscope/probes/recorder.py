@@ -22,7 +22,8 @@ Which quantity goes into which trace column is the trace schema's business
 
 Persistent memory: two flat float32 vectors of the parameters' size (the previous ε and ω,
 or, for a plain optimizer, the current and previous ω). A step of the exact-ε probe holds
-one more gradient transiently.
+one more gradient transiently. With ``layers=True``, an optimizer that hands a fresh ε or ω
+tensor every step (rather than its own buffers) has the previous one kept a step longer.
 """
 from __future__ import annotations
 
@@ -127,16 +128,7 @@ class Recorder:
         self.epoch = 0
         self.batch_size = -1
         self._rows = StepBuffer(s.flush_every, self.device, tensors=len(self._params) if names is not None else 0)
-        self._nan = torch.full((), math.nan, device=self.device)
-        self._nan_layers = [self._nan] * self._rows.tensors
-        # persistent vectors, allocated at the first step that needs them
-        self._prev_eps: torch.Tensor | None = None
-        self._prev_omega: FlatBuffer | None = None
-        self._spare: FlatBuffer | None = None  # plain optimizers: the buffer ω_t is gathered into
-        self._prev_omega_norm = self._nan
-        self._has_prev_eps = self._has_prev_omega = False
-        self._reports_steps: bool | None = None  # whether the optimizer sets last_step
-        self._order: _Order | None = None  # where the optimizer's flat ε/ω put each parameter
+        self._init_measurements()
         self._calls = 0
         self._closure_loss: Any = None
         self._exact: list[torch.Tensor | None] | None = None
@@ -151,6 +143,18 @@ class Recorder:
             optimizer.register_step_post_hook(self._post_step),
         ]
         self._closed = False
+
+    def _init_measurements(self) -> None:
+        """State carried from step to step; the persistent vectors come at the first step that needs them."""
+        self._nan = torch.full((), math.nan, device=self.device)
+        self._nan_layers = [self._nan] * self._rows.tensors
+        self._prev_eps: torch.Tensor | None = None
+        self._prev_omega: FlatBuffer | None = None
+        self._spare: FlatBuffer | None = None  # plain optimizers: the buffer ω_t is gathered into
+        self._prev_omega_norm = self._nan
+        self._has_prev_eps = self._has_prev_omega = False
+        self._reports_steps: bool | None = None  # whether the optimizer sets last_step
+        self._order: _Order | None = None  # where the optimizer's flat ε/ω put each parameter
 
     # ----------------------------------------------------------------- training-loop API
     def begin_epoch(self, epoch: int, batch_size: int | None = None) -> None:

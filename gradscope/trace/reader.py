@@ -16,7 +16,6 @@ from typing import Any, Callable, Iterator, Mapping
 import h5py
 import numpy as np
 
-from gradscope.errors import GradscopeError
 from gradscope.trace import schema
 from gradscope.trace._files import as_text, check_format, config_of, open_for_reading, reading_errors
 
