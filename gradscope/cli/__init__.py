@@ -15,7 +15,7 @@ from gradscope._version import __version__
 from gradscope.errors import GradscopeError
 
 # Subcommand modules, in the order `gradscope --help` lists them.
-SUBCOMMANDS = ("record", "landscape", "plot", "report")
+SUBCOMMANDS = ("record", "landscape", "plot", "report", "trace")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -58,8 +58,11 @@ def split_flat(flat: torch.Tensor, sizes: Sequence[int]) -> list[torch.Tensor]:
 
 
 def gather_(flat_views: Sequence[torch.Tensor], tensors: Sequence[torch.Tensor | None]) -> None:
-    """Copy each tensor into its view of a flat buffer (``None``: zeros), e.g. the gradients ``p.grad``."""
-    present = [(v, t.reshape(-1)) for v, t in zip(flat_views, tensors) if t is not None]
+    """Copy each tensor into its view of a flat buffer (``None``: zeros), e.g. the gradients ``p.grad``.
+
+    The views may be flat or shaped like the tensors (as :class:`gradscope.optim.flat.FlatLayout` makes them).
+    """
+    present = [(v, t.reshape(v.shape)) for v, t in zip(flat_views, tensors) if t is not None]
     missing = [v for v, t in zip(flat_views, tensors) if t is None]
     if present:
         dst, src = zip(*present)

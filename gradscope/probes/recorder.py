@@ -16,9 +16,14 @@ Sources of ε_t and ω_t:
   the step runs, the ε channels are NaN, and the loss is the first value the step's
   closure returns, or what :meth:`Recorder.log_loss` is given.
 
+Both sources become one :class:`StepInfo` per step, so everything after that is the same code.
+Which quantity goes into which trace column is the trace schema's business
+(:mod:`gradscope.trace.schema`); the recorder measures a mapping from column name to tensor.
+
 Persistent memory: two flat float32 vectors of the parameters' size (the previous ε and ω,
 or, for a plain optimizer, the current and previous ω). A step of the exact-ε probe holds
-one more gradient transiently.
+one more gradient transiently. With ``layers=True``, an optimizer that hands a fresh ε or ω
+tensor every step (rather than its own buffers) has the previous one kept a step longer.
 """
 from __future__ import annotations
 
@@ -34,32 +39,17 @@ import numpy as np
 import torch
 
 from gradscope.errors import GradscopeError
+from gradscope.optim.flat import FlatBuffer, FlatLayout
 from gradscope.optim.stepinfo import StepInfo
 from gradscope.probes import functional as F
+from gradscope.probes.buffer import DEVICE_COLUMNS, HOST_COLUMNS, LAYER_COLUMNS, StepBuffer
 from gradscope.probes.exact import exact_gradients
 from gradscope.probes.settings import RecorderSettings
-from gradscope.trace import schema
 from gradscope.trace.writer import TraceLayout, TraceWriter, VectorSpec
 
 log = logging.getLogger(__name__)
 
-#: Step columns measured on the device, in the order of the device buffer's columns.
-DEVICE_COLUMNS: tuple[str, ...] = (
-    "loss",
-    "loss_perturbed",
-    "eps_norm",
-    "eps_hat_norm",
-    "omega_norm",
-    "eps_change",
-    "omega_change",
-    "cos_eps_omega",
-    "cos_eps_prev_omega",
-    "cos_eps_exact",
-    "eps_exact_norm",
-)
-#: Step columns decided on the host.
-HOST_COLUMNS: tuple[schema.Column, ...] = tuple(c for c in schema.STEP_COLUMNS if c.name not in DEVICE_COLUMNS)
-_LOSS = DEVICE_COLUMNS.index("loss")
+__all__ = ["DEVICE_COLUMNS", "HOST_COLUMNS", "LAYER_COLUMNS", "Recorder"]
 
 
 class Recorder:
@@ -115,8 +105,8 @@ class Recorder:
         if len(devices) > 1:
             raise GradscopeError(f"parameters on several devices ({sorted(map(str, devices))}) are not supported")
         self.device = devices.pop()
-        self._sizes = [p.numel() for p in self._params]
-        self.numel = sum(self._sizes)
+        self._layout = FlatLayout(self._params)
+        self.numel = self._layout.numel
         self._buffers = list(model.buffers()) if model is not None else []
         names = _tensor_names(self._params, model, named_parameters) if self.settings.layers else None
         s = self.settings
@@ -137,20 +127,8 @@ class Recorder:
         self.step = self._writer.next_step
         self.epoch = 0
         self.batch_size = -1
-        self._n_layers = len(self._params) if names is not None else 0
-        width = len(DEVICE_COLUMNS) + 2 * self._n_layers
-        self._device_rows = torch.full((s.flush_every, width), math.nan, device=self.device)
-        self._host_copy = torch.empty((s.flush_every, width), pin_memory=self.device.type == "cuda")
-        self._host_rows = {c.name: np.full(s.flush_every, c.fill, dtype=c.dtype) for c in HOST_COLUMNS}
-        self._count = 0
-        self._nan = torch.full((), math.nan, device=self.device)
-        self._nan_layers = [self._nan] * self._n_layers
-        self._prev_eps: torch.Tensor | None = None
-        self._prev_omega: torch.Tensor | None = None
-        self._spare: torch.Tensor | None = None  # plain optimizers: the buffer ω_t is gathered into
-        self._prev_omega_norm = self._nan
-        self._has_prev_eps = self._has_prev_omega = False
-        self._views: dict[int, list[torch.Tensor]] = {}
+        self._rows = StepBuffer(s.flush_every, self.device, tensors=len(self._params) if names is not None else 0)
+        self._init_measurements()
         self._calls = 0
         self._closure_loss: Any = None
         self._exact: list[torch.Tensor | None] | None = None
@@ -165,6 +143,18 @@ class Recorder:
             optimizer.register_step_post_hook(self._post_step),
         ]
         self._closed = False
+
+    def _init_measurements(self) -> None:
+        """State carried from step to step; the persistent vectors come at the first step that needs them."""
+        self._nan = torch.full((), math.nan, device=self.device)
+        self._nan_layers = [self._nan] * self._rows.tensors
+        self._prev_eps: torch.Tensor | None = None
+        self._prev_omega: FlatBuffer | None = None
+        self._spare: FlatBuffer | None = None  # plain optimizers: the buffer ω_t is gathered into
+        self._prev_omega_norm = self._nan
+        self._has_prev_eps = self._has_prev_omega = False
+        self._reports_steps: bool | None = None  # whether the optimizer sets last_step
+        self._order: _Order | None = None  # where the optimizer's flat ε/ω put each parameter
 
     # ----------------------------------------------------------------- training-loop API
     def begin_epoch(self, epoch: int, batch_size: int | None = None) -> None:
@@ -182,9 +172,9 @@ class Recorder:
 
         A tensor stays on the device (no sync). It replaces the loss the step itself reported.
         """
-        if self._count == 0:
+        if self._rows.count == 0:
             raise GradscopeError("log_loss() must follow the optimizer step it belongs to (no unflushed step)")
-        cell = self._device_rows[self._count - 1, _LOSS]
+        cell = self._rows.cell("loss")
         if isinstance(loss, torch.Tensor):
             cell.copy_(loss.detach().reshape(()))
         else:
@@ -208,20 +198,11 @@ class Recorder:
     def flush(self) -> None:
         """Copy the buffered rows to the host (one copy) and append them to the trace file."""
         self._check_open()
-        n = self._count
-        if n == 0:
+        if self._rows.count == 0:
             return
-        self._host_copy[:n].copy_(self._device_rows[:n])
-        rows = self._host_copy[:n].numpy()
-        columns = {name: rows[:, i] for i, name in enumerate(DEVICE_COLUMNS)}
-        columns.update({name: values[:n] for name, values in self._host_rows.items()})
-        layers = None
-        if self._n_layers:
-            c, t = len(DEVICE_COLUMNS), self._n_layers
-            layers = (rows[:, c : c + t], rows[:, c + t :])
+        columns, layers = self._rows.take()
         self._writer.append_steps(columns, layers)
         self._writer.flush()
-        self._count = 0
 
     def close(self) -> None:
         """Flush, detach from the optimizer and close the trace (idempotent)."""
@@ -247,7 +228,7 @@ class Recorder:
 
     # ----------------------------------------------------------------------- step hooks
     def _pre_step(self, optimizer: torch.optim.Optimizer, args: tuple, kwargs: dict) -> tuple[tuple, dict] | None:
-        if self._count == self.settings.flush_every:
+        if self._rows.count == self._rows.capacity:
             self.flush()
         closure = args[1] if len(args) > 1 else kwargs.get("closure")
         every = self.settings.probe_exact_every
@@ -275,126 +256,126 @@ class Recorder:
 
     def _post_step(self, optimizer: torch.optim.Optimizer, args: tuple, kwargs: dict) -> None:
         t_end = time.perf_counter()
-        info = getattr(optimizer, "last_step", None)
-        host = self._host_rows
-        row = self._count
         with torch.no_grad():
-            number_loss = None
-            if isinstance(info, StepInfo):
-                eps, omega, order = info.eps, info.omega, info.params
-                if omega.shape[0] != self.numel:
-                    raise GradscopeError(
-                        f"last_step.omega has {omega.shape[0]} elements but the optimizer's parameters {self.numel}"
-                    )
-                self._ensure_buffers(reports_steps=True)
-                losses = [_scalar(info.loss, self._nan), _scalar(info.loss_perturbed, self._nan)]
-                eps_hat = self._nan if info.eps_hat_norm is None else _scalar(info.eps_hat_norm, self._nan)
-                host["anchored"][row] = int(info.anchored)
-                host["grad_evals"][row] = info.grad_evals
-                host["rho"][row] = info.rho
-            else:
-                eps, omega, order = None, self._gather_gradients(), self._params
-                loss = self._closure_loss
-                number_loss = loss if isinstance(loss, (int, float)) else None
-                losses = [loss.detach().reshape(()) if isinstance(loss, torch.Tensor) else self._nan, self._nan]
-                eps_hat = self._nan
-                host["anchored"][row] = 0
-                host["grad_evals"][row] = self._calls if self._calls else 1
-                host["rho"][row] = math.nan
-            values = losses + self._measure(eps, omega, eps_hat, order)
-            torch.stack([v.to(self.device, torch.float32) for v in values], out=self._device_rows[row])
-            if number_loss is not None:  # a closure that returns a Python number
-                self._device_rows[row, _LOSS].fill_(number_loss)
+            info = self._step_info(optimizer)
+            measured = self._measure(info)
+            layers = self._measure_layers(info) if self._rows.tensors else {}
             if self.settings.vectors_every and self.step % self.settings.vectors_every == 0:
-                self._snapshot(eps, omega)
-            self._roll(eps, omega)
-        host["step"][row] = self.step
-        host["epoch"][row] = self.epoch
-        host["lr"][row] = _host_float(optimizer.param_groups[0].get("lr", math.nan))
-        host["probe_evals"][row] = 0 if self._exact is None else 1
-        host["batch_size"][row] = self.batch_size
-        host["time_s"][row] = t_end - self._t0
-        host["step_time_s"][row] = t_end - self._t_step
+                self._snapshot(info.eps, info.omega)
+            self._roll(info.eps, info.omega)
+        host = {
+            "step": self.step,
+            "epoch": self.epoch,
+            "lr": _host_float(optimizer.param_groups[0].get("lr", math.nan)),
+            "rho": info.rho,
+            "anchored": int(info.anchored),
+            "grad_evals": info.grad_evals,
+            "probe_evals": 0 if self._exact is None else 1,
+            "batch_size": self.batch_size,
+            "time_s": t_end - self._t0,
+            "step_time_s": t_end - self._t_step,
+        }
+        self._rows.put(measured, layers, host)
         self._exact = None
         self._closure_loss = None
-        self._count += 1
         self.step += 1
 
     # -------------------------------------------------------------------- measurements
-    def _measure(
-        self, eps: torch.Tensor | None, omega: torch.Tensor, eps_hat: torch.Tensor, order: list[torch.Tensor]
-    ) -> list[torch.Tensor]:
-        """Device values of one row after the losses (DEVICE_COLUMNS[2:], then per-tensor norms)."""
-        nan = self._nan
-        prev_eps, prev_omega = self._prev_eps, self._prev_omega
-        assert prev_omega is not None
-        if eps is not None:
-            assert prev_eps is not None
-            eps_norm, omega_norm = F.norms([eps, omega])
-            cos_eps_omega = F.cosine(eps, omega, eps_norm, omega_norm)
-            cos_prev = F.cosine(eps, prev_omega, eps_norm, self._prev_omega_norm) if self._has_prev_omega else nan
-            eps_change = F.change_(prev_eps, eps) if self._has_prev_eps else nan
-        else:
-            omega_norm = F.norm(omega)
-            eps_norm = cos_eps_omega = cos_prev = eps_change = nan
-        omega_change = F.change_(prev_omega, omega) if self._has_prev_omega else nan
-        cos_exact = exact_norm = nan
-        if self._exact is not None:
-            exact = self._flat_exact(order)
-            exact_norm = F.norm(exact)
-            if eps is not None:
-                cos_exact = F.cosine(eps, exact, eps_norm, exact_norm)
-        self._prev_omega_norm = omega_norm
-        values = [eps_norm, eps_hat, omega_norm, eps_change, omega_change, cos_eps_omega, cos_prev, cos_exact, exact_norm]
-        if self._n_layers:
-            values += F.norms(self._layer_views(eps, order)) if eps is not None else self._nan_layers
-            values += F.norms(self._layer_views(omega, order))
-        return values
-
-    def _ensure_buffers(self, reports_steps: bool) -> None:
-        """Allocate the two persistent vectors at the first step, by the kind of optimizer."""
-        if self._prev_omega is None:
-            self._prev_omega = torch.zeros(self.numel, device=self.device)
-            if reports_steps:  # a gradscope optimizer: keep the previous ε and ω
-                self._prev_eps = torch.zeros(self.numel, device=self.device)
-            else:  # a plain optimizer: gather ω_t into a buffer that swaps with the previous one
-                self._spare = torch.zeros(self.numel, device=self.device)
-        if reports_steps == (self._prev_eps is None):
+    def _step_info(self, optimizer: torch.optim.Optimizer) -> StepInfo:
+        """What the step used: the optimizer's own StepInfo, or one made from ``p.grad`` for a plain optimizer."""
+        info = getattr(optimizer, "last_step", None)
+        reports = isinstance(info, StepInfo)
+        if self._reports_steps is None:
+            self._reports_steps = reports
+        elif reports != self._reports_steps:
             raise GradscopeError("the optimizer set last_step on some steps only; cannot record a mix of step kinds")
+        if reports:
+            if info.omega.shape[0] != self.numel:
+                raise GradscopeError(
+                    f"last_step.omega has {info.omega.shape[0]} elements but the optimizer's parameters {self.numel}"
+                )
+            return info
+        if self._spare is None:
+            self._spare = self._layout.buffer()
+        F.gather_(self._spare.views, [p.grad for p in self._params])
+        return StepInfo(
+            omega=self._spare.data,
+            eps=None,
+            eps_hat_norm=None,
+            loss=self._closure_loss_tensor(),
+            loss_perturbed=self._nan,
+            anchored=False,
+            grad_evals=self._calls if self._calls else 1,
+            rho=math.nan,
+            params=self._params,
+        )
 
-    def _gather_gradients(self) -> torch.Tensor:
-        self._ensure_buffers(reports_steps=False)
-        assert self._spare is not None
-        F.gather_(self._split(self._spare), [p.grad for p in self._params])
-        return self._spare
+    def _closure_loss_tensor(self) -> torch.Tensor:
+        """The first value the step's closure returned, as a 0-d device tensor (NaN if none)."""
+        loss = self._closure_loss
+        if isinstance(loss, torch.Tensor):
+            return loss.detach().reshape(())
+        if isinstance(loss, (int, float)):  # a closure that returns a Python number
+            return torch.full((), float(loss), device=self.device)
+        return self._nan
+
+    def _measure(self, info: StepInfo) -> dict[str, torch.Tensor]:
+        """Every device step column of the schema for this step, by name (NaN where undefined)."""
+        nan = self._nan
+        eps, omega = info.eps, info.omega
+        if self._prev_omega is None:
+            self._prev_omega = self._layout.buffer()
+        if eps is not None and self._prev_eps is None:
+            self._prev_eps = torch.zeros(self.numel, device=self.device)
+        prev_omega = self._prev_omega.data
+        m = dict.fromkeys(DEVICE_COLUMNS, nan)
+        m["loss"] = _scalar(info.loss, nan)
+        m["loss_perturbed"] = _scalar(info.loss_perturbed, nan)
+        m["eps_hat_norm"] = _scalar(info.eps_hat_norm, nan)
+        if eps is not None:
+            m["eps_norm"], m["omega_norm"] = F.norms([eps, omega])
+            m["cos_eps_omega"] = F.cosine(eps, omega, m["eps_norm"], m["omega_norm"])
+            if self._has_prev_omega:  # before ω_{t-1}'s buffer is overwritten by the change below
+                m["cos_eps_prev_omega"] = F.cosine(eps, prev_omega, m["eps_norm"], self._prev_omega_norm)
+            if self._has_prev_eps:
+                m["eps_change"] = F.change_(self._prev_eps, eps)
+        else:
+            m["omega_norm"] = F.norm(omega)
+        if self._has_prev_omega:
+            m["omega_change"] = F.change_(prev_omega, omega)
+        if self._exact is not None:
+            exact = self._flat_exact(info.params)
+            m["eps_exact_norm"] = F.norm(exact)
+            if eps is not None:
+                m["cos_eps_exact"] = F.cosine(eps, exact, m["eps_norm"], m["eps_exact_norm"])
+        self._prev_omega_norm = m["omega_norm"]
+        return m
+
+    def _measure_layers(self, info: StepInfo) -> dict[str, list[torch.Tensor]]:
+        """The per-tensor columns of the ``layers`` group, by name, in the recorder's parameter order."""
+        order = self._order_of(info.params)
+        eps = F.norms(order.views("eps", info.eps)) if info.eps is not None else self._nan_layers
+        measured = {"eps_norm": eps, "omega_norm": F.norms(order.views("omega", info.omega))}
+        return {name: measured[name] for name in LAYER_COLUMNS}
+
+    def _order_of(self, params: list[torch.Tensor]) -> "_Order":
+        """The layout of the optimizer's flat vectors relative to the recorder's parameters (computed once)."""
+        if self._order is None or self._order.source is not params:
+            self._order = _Order(params, self._params)
+        return self._order
 
     def _roll(self, eps: torch.Tensor | None, omega: torch.Tensor) -> None:
         """Make this step's ε and ω the previous ones (a swap for plain optimizers, else a copy)."""
         assert self._prev_omega is not None
-        if omega is self._spare:
-            self._spare, self._prev_omega = self._prev_omega, omega
+        if self._spare is not None and omega is self._spare.data:
+            self._spare, self._prev_omega = self._prev_omega, self._spare
         else:
-            self._prev_omega.copy_(omega)
+            self._prev_omega.data.copy_(omega)
         self._has_prev_omega = True
         if self._prev_eps is not None:
             if eps is not None:
                 self._prev_eps.copy_(eps)
             self._has_prev_eps = eps is not None
-
-    def _split(self, flat: torch.Tensor) -> list[torch.Tensor]:
-        """Per-parameter views of a flat buffer in the recorder's parameter order (cached)."""
-        key = flat.data_ptr()
-        views = self._views.get(key)
-        if views is None:
-            if len(self._views) >= 8:
-                self._views.clear()
-            views = self._views[key] = F.split_flat(flat, self._sizes)
-        return views
-
-    def _layer_views(self, flat: torch.Tensor, order: list[torch.Tensor]) -> list[torch.Tensor]:
-        if order is self._params or _same_tensors(order, self._params):
-            return self._split(flat)
-        return _reorder(F.split_flat(flat, [p.numel() for p in order]), order, self._params)
 
     def _flat_exact(self, order: list[torch.Tensor]) -> torch.Tensor:
         assert self._exact is not None
@@ -466,14 +447,39 @@ def _tensor_names(
     return tuple(by_id.get(id(p), f"param{i}") for i, p in enumerate(params))
 
 
-def _same_tensors(a: list[torch.Tensor], b: list[torch.Tensor]) -> bool:
-    """Whether two parameter lists hold the same tensors in the same order (identity, not values)."""
-    return len(a) == len(b) and all(x is y for x, y in zip(a, b))
+class _Order:
+    """Where an optimizer's flat vectors keep each of the recorder's parameters, computed once.
 
+    Gradscope optimizers flatten their parameters in param-group order, as the recorder does;
+    otherwise the pieces are reordered. Per-parameter views of a flat vector are made when the
+    optimizer hands a vector it did not hand in the previous step, and reused while it hands
+    the same buffers again: an optimizer's buffers live as long as it does, and GraphSAM
+    alternates two ε buffers, so each channel (ε, ω) keeps the views of its :data:`RECENT`
+    latest vectors.
+    """
 
-def _reorder(views: list[torch.Tensor], order: list[torch.Tensor], target: list[torch.Tensor]) -> list[torch.Tensor]:
-    by_id = {id(p): v for p, v in zip(order, views)}
-    return [by_id[id(p)] for p in target]
+    #: Vectors per channel whose views are kept: this step's and the previous step's.
+    RECENT = 2
+
+    def __init__(self, source: list[torch.Tensor], target: list[torch.Tensor]) -> None:
+        self.source = source
+        self.sizes = [p.numel() for p in source]
+        same = len(source) == len(target) and all(a is b for a, b in zip(source, target))
+        position = {id(p): i for i, p in enumerate(source)}
+        self.pick = None if same else [position[id(p)] for p in target]
+        self._recent: dict[str, list[tuple[torch.Tensor, list[torch.Tensor]]]] = {}
+
+    def views(self, channel: str, flat: torch.Tensor) -> list[torch.Tensor]:
+        """Flat views of each parameter's piece of ``flat``, in the recorder's parameter order."""
+        recent = self._recent.setdefault(channel, [])
+        for tensor, views in recent:
+            if tensor is flat:
+                return views
+        pieces = F.split_flat(flat, self.sizes)
+        views = pieces if self.pick is None else [pieces[i] for i in self.pick]
+        recent.insert(0, (flat, views))
+        del recent[self.RECENT :]
+        return views
 
 
 def _scalar(value: torch.Tensor | None, nan: torch.Tensor) -> torch.Tensor:

@@ -9,7 +9,6 @@ middle of a write never shows half a row.
 """
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping
@@ -17,9 +16,8 @@ from typing import Any, Callable, Iterator, Mapping
 import h5py
 import numpy as np
 
-from gradscope.errors import GradscopeError
 from gradscope.trace import schema
-from gradscope.trace._files import as_text, open_for_reading
+from gradscope.trace._files import as_text, check_format, config_of, open_for_reading, reading_errors
 
 
 class Table(Mapping[str, np.ndarray]):
@@ -68,8 +66,8 @@ class Vectors:
         return self.step.shape[0]
 
     def _read(self, name: str, index: int | slice) -> np.ndarray:
-        with open_for_reading(self.path) as f:
-            return f["vectors"][name][index]
+        with open_for_reading(self.path) as f, reading_errors(self.path):
+            return f[schema.VECTORS.name][name][index]
 
     def eps(self, index: int | slice) -> np.ndarray:
         """Flat ε snapshot(s) at row ``index`` (see ``step`` for their step numbers)."""
@@ -102,32 +100,26 @@ class Trace:
         self.refresh()
 
     def refresh(self) -> "Trace":
-        """Re-read the file, picking up rows flushed since (for traces still being written)."""
-        with open_for_reading(self.path) as f:
+        """Re-read the file, picking up rows flushed since (for traces still being written).
+
+        Raises:
+            GradscopeError: the file is missing, truncated, damaged, not a gradscope trace, or
+                uses a newer schema (one line; see :func:`open_trace`).
+        """
+        with open_for_reading(self.path) as f, reading_errors(self.path):
             attrs = dict(f.attrs)
-            if as_text(attrs.get("format")) != schema.FORMAT:
-                raise GradscopeError(f"{self.path} is not a gradscope trace (no format={schema.FORMAT!r} attribute)")
-            version = int(attrs.get("schema_version", -1))
-            if version > schema.SCHEMA_VERSION:
-                raise GradscopeError(
-                    f"{self.path} uses trace schema version {version}; this gradscope reads up to "
-                    f"version {schema.SCHEMA_VERSION} (upgrade gradscope)"
-                )
-            if version < 1 or "steps" not in f:
-                raise GradscopeError(f"{self.path} is not a valid gradscope trace (schema version {version})")
-            self.schema_version = version
-            self.config: dict[str, Any] = json.loads(as_text(attrs.get("config", "{}")))
+            self.schema_version = check_format(self.path, attrs, f)
+            self.config: dict[str, Any] = config_of(self.path, attrs)
             self.metadata: dict[str, Any] = {
                 key: as_text(value) for key, value in attrs.items() if key not in ("config", "format", "schema_version")
             }
-            self.steps = _read_rows(f["steps"], order=schema.STEP_NAMES)
-            self.epochs = _read_rows(f["epochs"], key="epoch", order=schema.EPOCH_NAMES) if "epochs" in f else Table({})
-            if "layers" in f:
-                self.layers = _read_rows(f["layers"], order=("step", "eps_norm", "omega_norm"))
-                self.layer_names = tuple(as_text(n) for n in f["layers"].attrs["names"])
-            else:
-                self.layers, self.layer_names = Table({}), ()
-            self.vectors = Vectors(self.path, f["vectors/step"][:]) if "vectors" in f else None
+            self.steps = _read_rows(f[schema.STEPS.name], schema.STEPS)
+            self.epochs = _read_group(f, schema.EPOCHS)
+            self.layers = _read_group(f, schema.LAYERS)
+            names = f[schema.LAYERS.name].attrs["names"] if schema.LAYERS.name in f else ()
+            self.layer_names = tuple(as_text(n) for n in names)
+            vectors = schema.VECTORS
+            self.vectors = Vectors(self.path, f[vectors.name][vectors.key][:]) if vectors.name in f else None
         return self
 
     @property
@@ -146,6 +138,17 @@ class Trace:
             "epochs": dict(self.epochs),
             "layers": {**dict(self.layers), "names": list(self.layer_names)},
         }
+
+    def to_pandas(self) -> dict[str, Any]:
+        """The ``steps``, ``epochs`` and ``layers`` tables as pandas DataFrames, by name.
+
+        ``layers`` is in long form (one row per step and tensor); array-valued epoch columns
+        become one column per element (see :mod:`gradscope.trace.export`). pandas is optional
+        (``pip install 'gradscope[export]'``); without it this raises a GradscopeError.
+        """
+        from gradscope.trace.export import to_pandas
+
+        return to_pandas(self)
 
     def __repr__(self) -> str:
         extra = f", layers={len(self.layer_names)} tensors" if self.layer_names else ""
@@ -207,19 +210,25 @@ def open_trace(path: str | os.PathLike[str]) -> Trace:
     return Trace(path)
 
 
-def _read_rows(group: h5py.Group, key: str = "step", order: tuple[str, ...] = ()) -> Table:
-    """All datasets of a row group (schema names first), cut to the rows ``key`` says are complete."""
-    names = [n for n in order if n in group] + sorted(n for n in group if n not in order)
-    rows = group[key].shape[0] if key in group else min((group[n].shape[0] for n in names), default=0)
+def _read_group(f: h5py.File, group: schema.Group) -> Table:
+    """An optional row group as a :class:`Table` (empty when the file has none)."""
+    return _read_rows(f[group.name], group) if group.name in f else Table({})
+
+
+def _read_rows(data: h5py.Group, group: schema.Group) -> Table:
+    """All datasets of a row group (schema names first), cut to the rows its key says are complete."""
+    names = [n for n in group.names if n in data] + sorted(n for n in data if n not in group.names)
+    key = group.key
+    rows = data[key].shape[0] if key in data else min((data[n].shape[0] for n in names), default=0)
     columns = {}
     for name in names:
-        ds = group[name]
+        ds = data[name]
         columns[name] = ds[:rows] if ds.shape[0] >= rows else _pad(ds[:], rows)
     return Table(columns)
 
 
 def _pad(values: np.ndarray, rows: int) -> np.ndarray:
-    out = np.full((rows, *values.shape[1:]), np.nan if values.dtype.kind == "f" else -1, dtype=values.dtype)
+    out = np.full((rows, *values.shape[1:]), schema.fill_value(values.dtype), dtype=values.dtype)
     out[: values.shape[0]] = values
     return out
 

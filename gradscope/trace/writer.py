@@ -35,6 +35,8 @@ from gradscope.trace._files import as_text, open_for_append
 STEP_CHUNK_ROWS = 8192
 #: Elements per chunk of a vector snapshot row (1 MiB of float32).
 VECTOR_CHUNK_ELEMENTS = 1 << 18
+#: Rows per chunk of the 1-D datasets of each row group.
+_CHUNK_ROWS = {"steps": STEP_CHUNK_ROWS, "epochs": 256}
 
 
 @dataclass(frozen=True)
@@ -48,8 +50,8 @@ class VectorSpec:
     def __post_init__(self) -> None:
         if self.size < 1:
             raise ConfigError(f"vector snapshots need at least one element, got size={self.size}")
-        if self.dtype not in ("float32", "float16"):
-            raise ConfigError(f"vector dtype must be 'float32' or 'float16', got {self.dtype!r}")
+        if self.dtype not in schema.VECTOR_DTYPES:
+            raise ConfigError(f"vector dtype must be one of {schema.VECTOR_DTYPES}, got {self.dtype!r}")
         if self.compression not in ("gzip", "lzf", None):
             raise ConfigError(f"vector compression must be 'gzip', 'lzf' or None, got {self.compression!r}")
 
@@ -76,7 +78,7 @@ class TraceLayout:
             _check_epoch_name(name)
             if any(int(n) < 1 for n in shape):
                 raise ConfigError(f"epoch metric {name!r} has an invalid shape {shape}")
-            if name in schema.EPOCH_NAMES and shape != ():
+            if name in schema.EPOCHS.names and shape != ():
                 raise ConfigError(f"epoch metric {name!r} is a standard scalar column; it cannot have shape {shape}")
 
 
@@ -153,8 +155,8 @@ class TraceWriter:
             if created:  # leave no half-made trace behind
                 self.path.unlink()
             raise
-        self._steps = {col.name: self._file["steps"][col.name] for col in schema.STEP_COLUMNS}
-        steps = self._steps["step"]
+        self._steps = {name: self._file[schema.STEPS.name][name] for name in schema.STEPS.names}
+        steps = self._steps[schema.STEPS.key]
         self.next_step = int(steps[-1]) + 1 if steps.shape[0] else (resume_step or 0)
         if resume_step is not None and resume_step > self.next_step:
             warnings.warn(
@@ -206,10 +208,10 @@ class TraceWriter:
         if resume_step is None:
             return
         f = self._file
-        for group in ("steps", "layers", "vectors"):
-            if group in f:
-                keep = int(np.searchsorted(f[group]["step"][:], resume_step, side="left"))
-                _resize_group(f[group], keep)
+        for group in (schema.STEPS, schema.LAYERS, schema.VECTORS):
+            if group.name in f:
+                keep = int(np.searchsorted(f[group.name][group.key][:], resume_step, side="left"))
+                _resize_group(f[group.name], keep)
         if "epochs" in f:
             keep = int(np.count_nonzero(f["epochs/step_count"][:] <= resume_step))
             _resize_group(f["epochs"], keep)
@@ -218,41 +220,43 @@ class TraceWriter:
         f.attrs["resumes"] = json.dumps(resumes)
 
     def _create_missing(self) -> None:
+        """Create every schema dataset the file lacks (all of them for a new trace)."""
         f = self._file
-        steps = f.require_group("steps")
-        for col in schema.STEP_COLUMNS:
-            if col.name not in steps:
-                _create(steps, col.name, col.dtype, (), col.fill, STEP_CHUNK_ROWS, rows=_rows(steps))
-        epochs = f.require_group("epochs")
-        for col in schema.EPOCH_COLUMNS:
-            if col.name not in epochs:
-                _create(epochs, col.name, col.dtype, (), col.fill, 256, rows=_rows(epochs))
+        for group in (schema.STEPS, schema.EPOCHS):
+            g = f.require_group(group.name)
+            for col in group.columns:
+                if col.name not in g:
+                    _create(g, col.name, col.dtype, (), col.fill, _CHUNK_ROWS[group.name], rows=_rows(g))
+        epochs = f["epochs"]
         for name, shape in self.layout.epoch_metrics:
             if name not in epochs:
-                _create(epochs, name, schema.EPOCH_EXTRA_DTYPE, shape, np.nan, 256, rows=_rows(epochs))
+                _create(epochs, name, schema.EPOCH_EXTRA_DTYPE, shape, np.nan, _CHUNK_ROWS["epochs"], rows=_rows(epochs))
         names = self.layout.layer_names
-        if names is not None and "layers" not in f:
-            layers = f.create_group("layers")
+        if names is not None and schema.LAYERS.name not in f:
+            layers = f.create_group(schema.LAYERS.name)
             layers.attrs["names"] = np.array(names, dtype=h5py.string_dtype())
-            rows = max(1, (1 << 15) // len(names))
-            _create(layers, "step", "int64", (), -1, STEP_CHUNK_ROWS)
-            for name in ("eps_norm", "omega_norm"):
-                _create(layers, name, "float32", (len(names),), np.nan, rows)
+            for col in schema.LAYERS.columns:
+                if col.per == "row":
+                    _create(layers, col.name, col.dtype, (), col.fill, STEP_CHUNK_ROWS)
+                else:  # steps × tensors, about 32 K values per chunk
+                    _create(layers, col.name, col.dtype, (len(names),), col.fill, max(1, (1 << 15) // len(names)))
         spec = self.layout.vectors
-        if spec is not None and "vectors" not in f:
-            vectors = f.create_group("vectors")
-            _create(vectors, "step", "int64", (), -1, 1024)
-            for name in ("eps", "omega"):
-                vectors.create_dataset(
-                    name,
-                    shape=(0, spec.size),
-                    maxshape=(None, spec.size),
-                    dtype=spec.dtype,
-                    chunks=(1, min(spec.size, VECTOR_CHUNK_ELEMENTS)),
-                    compression=spec.compression,
-                    shuffle=spec.compression is not None,
-                    fillvalue=np.nan,
-                )
+        if spec is not None and schema.VECTORS.name not in f:
+            vectors = f.create_group(schema.VECTORS.name)
+            for col in schema.VECTORS.columns:
+                if col.per == "row":
+                    _create(vectors, col.name, col.dtype, (), col.fill, 1024)
+                else:  # one snapshot per chunk row, compressed
+                    vectors.create_dataset(
+                        col.name,
+                        shape=(0, spec.size),
+                        maxshape=(None, spec.size),
+                        dtype=spec.dtype,
+                        chunks=(1, min(spec.size, VECTOR_CHUNK_ELEMENTS)),
+                        compression=spec.compression,
+                        shuffle=spec.compression is not None,
+                        fillvalue=schema.fill_value(spec.dtype),
+                    )
 
     # ----------------------------------------------------------------------------- appends
     def last_step_value(self, name: str) -> float | None:
@@ -268,32 +272,45 @@ class TraceWriter:
     def append_steps(
         self,
         columns: Mapping[str, np.ndarray],
-        layers: tuple[np.ndarray, np.ndarray] | None = None,
+        layers: Mapping[str, np.ndarray] | None = None,
     ) -> None:
         """Append rows to ``steps`` (every schema column; missing ones are filled) and ``layers``.
 
         Args:
             columns: name → 1-D array, all of one length, ``step`` included.
-            layers: per-tensor ``(eps_norm, omega_norm)``, each rows × tensors, or None.
+            layers: the per-tensor columns of ``layers`` (``eps_norm``, ``omega_norm``), name →
+                rows × tensors array; missing ones are filled. Ignored without a breakdown.
         """
         self._check_open()
-        unknown = set(columns) - set(schema.STEP_NAMES)
+        unknown = set(columns) - set(schema.STEPS.names)
         if unknown:
             raise GradscopeError(f"not step columns of the trace schema: {sorted(unknown)}")
-        step = np.asarray(columns["step"], dtype=np.int64)
+        key = schema.STEPS.key
+        step = np.asarray(columns[key], dtype=np.int64)
         n = step.shape[0]
         if n == 0:
             return
-        for col in schema.STEP_COLUMNS[1:]:  # "step" last: it marks the rows complete
-            values = columns.get(col.name)
-            _append(self._steps[col.name], np.full(n, col.fill) if values is None else values, n)
-        if layers is not None and "layers" in self._file:
-            lgroup = self._file["layers"]
-            _append(lgroup["eps_norm"], layers[0], n)
-            _append(lgroup["omega_norm"], layers[1], n)
-            _append(lgroup["step"], step, n)
-        _append(self._steps["step"], step, n)
+        for col in schema.STEPS.columns:
+            if col.name != key:  # the key column last: it marks the rows complete
+                values = columns.get(col.name)
+                _append(self._steps[col.name], np.full(n, col.fill) if values is None else values, n)
+        if layers is not None and schema.LAYERS.name in self._file:
+            self._append_layers(step, layers)
+        _append(self._steps[key], step, n)
         self.next_step = int(step[-1]) + 1
+
+    def _append_layers(self, step: np.ndarray, layers: Mapping[str, np.ndarray]) -> None:
+        group = self._file[schema.LAYERS.name]
+        if not isinstance(layers, Mapping):
+            raise GradscopeError("layers must map per-tensor column names (eps_norm, omega_norm) to arrays")
+        unknown = set(layers) - set(schema.LAYERS.names)
+        if unknown:
+            raise GradscopeError(f"not per-tensor columns of the trace schema: {sorted(unknown)}")
+        n = step.shape[0]
+        for col in schema.LAYERS.where(per="tensor"):
+            values = layers.get(col.name)
+            _append(group[col.name], np.full(n, col.fill) if values is None else values, n)
+        _append(group[schema.LAYERS.key], step, n)
 
     def append_epoch(self, values: Mapping[str, Any]) -> None:
         """Append one row to ``epochs``; names neither standard nor declared are kept for close().
@@ -302,8 +319,9 @@ class TraceWriter:
         they are written when the writer closes; declare them up front to see them live.
         """
         self._check_open()
-        group = self._file["epochs"]
-        row = group["epoch"].shape[0]
+        group = self._file[schema.EPOCHS.name]
+        key = schema.EPOCHS.key
+        row = group[key].shape[0]
         checked: dict[str, np.ndarray] = {}
         for name, value in values.items():
             if name in group:
@@ -321,22 +339,25 @@ class TraceWriter:
             )
             self._pending[name] = {}
         for name, ds in group.items():
-            if name != "epoch":
-                fill = np.full((1, *ds.shape[1:]), np.nan if ds.dtype.kind == "f" else -1, dtype=ds.dtype)
+            if name != key:  # the key column last: it marks the row complete
+                fill = np.full((1, *ds.shape[1:]), schema.fill_value(ds.dtype), dtype=ds.dtype)
                 _append(ds, checked[name][None] if name in checked else fill, 1)
         for name, rows in self._pending.items():
             if name in checked:
                 rows[row] = checked[name]
-        _append(group["epoch"], checked.get("epoch", np.array(-1))[None], 1)
+        _append(group[key], checked.get(key, np.array(schema.EPOCHS.column(key).fill))[None], 1)
 
     def append_vectors(self, step: int, eps: np.ndarray | None, omega: np.ndarray) -> None:
         """Append one snapshot of flat ε_t (None: NaN) and ω_t to ``vectors``."""
         self._check_open()
-        group = self._file["vectors"]
-        size = group["omega"].shape[1]
-        _append(group["omega"], np.asarray(omega).reshape(1, size), 1)
-        _append(group["eps"], np.full((1, size), np.nan) if eps is None else np.asarray(eps).reshape(1, size), 1)
-        _append(group["step"], np.array([step]), 1)
+        group = self._file[schema.VECTORS.name]
+        snapshot = {"eps": eps, "omega": omega}
+        for col in schema.VECTORS.where(per="element"):
+            ds = group[col.name]
+            values = snapshot[col.name]
+            row = np.full((1, ds.shape[1]), np.nan) if values is None else np.asarray(values).reshape(1, ds.shape[1])
+            _append(ds, row, 1)
+        _append(group[schema.VECTORS.key], np.array([step]), 1)
 
     def flush(self) -> None:
         """Make every appended row durable and visible to SWMR readers."""

@@ -1,6 +1,11 @@
-"""Helpers for the trace tests: a small synthetic trace written through the public writer."""
+"""Helpers for the trace tests: a small synthetic trace written through the public writer, and a
+trace whose writer was killed (HDF5's consistency flags left set)."""
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import textwrap
 from types import SimpleNamespace
 
 import numpy as np
@@ -28,6 +33,36 @@ def write_trace(path, steps: int = 10, layout: TraceLayout = TraceLayout(), **kw
     return rows
 
 
-@pytest.fixture
+KILLED_WRITER = textwrap.dedent(
+    """
+    import os, signal, sys
+    import numpy as np
+    from gradscope.trace import TraceLayout, TraceWriter
+    w = TraceWriter(sys.argv[1], optimizer="X", config={"lr": 0.1}, layout=TraceLayout(layer_names=("a", "b")))
+    for block in range(4):
+        n = np.arange(100 * block, 100 * block + 100)
+        w.append_steps({"step": n, "omega_norm": np.ones(100, np.float32)},
+                       {"eps_norm": np.ones((100, 2)), "omega_norm": np.ones((100, 2))})
+        w.flush()
+    if sys.argv[2] == "half-row":  # a row written in some columns only, as a kill between columns leaves it
+        ds = w._file["steps/eps_norm"]
+        ds.resize(ds.shape[0] + 1, axis=0)
+        w.flush()
+    os.kill(os.getpid(), signal.SIGKILL)
+    """
+)
+
+
+def killed_writer_trace(path, half_row: bool = False) -> None:
+    """Write 400 steps (2 tensors) to ``path`` in a process that then dies by SIGKILL, flags set."""
+    out = subprocess.run(
+        [sys.executable, "-c", KILLED_WRITER, str(path), "half-row" if half_row else "-"],
+        env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=120, capture_output=True, text=True,
+    )
+    assert out.returncode == -9, out.stderr
+
+
+@pytest.fixture(scope="session")
 def tr() -> SimpleNamespace:
-    return SimpleNamespace(step_rows=step_rows, write_trace=write_trace)
+    """The helpers above (stateless, so one namespace serves every test)."""
+    return SimpleNamespace(step_rows=step_rows, write_trace=write_trace, killed_writer_trace=killed_writer_trace)
