@@ -56,8 +56,10 @@ DEFAULT_MODELS = ("small", "compt")
 #: The reduced precision of the autocast rows: the one ``gradscope record --precision`` offers.
 AUTOCAST_DTYPES = {"bf16": torch.bfloat16}
 AUTOCAST = "bf16"
-#: Settings ``--quick`` changes (a smoke run: a few minutes on 2 CPU cores, seconds on a GPU).
-QUICK = {"rounds": 3, "steps": 2, "warmup": 1, "sync_steps": 5, "memory_steps": 2}
+#: Settings ``--quick`` changes: a smoke run of the ``small`` model (minutes on one CPU core,
+#: seconds on a GPU; 16 variants of ``compt`` take 10+ CPU-minutes even in 3 rounds of 2 steps).
+QUICK: dict[str, Any] = {"models": ("small",), "rounds": 3, "steps": 2, "warmup": 1, "sync_steps": 5,
+                         "memory_steps": 2}
 
 
 def default_optimizers() -> tuple[str, ...]:
@@ -452,7 +454,8 @@ def format_table(result: dict[str, Any]) -> str:
               "ae-sam: one host read per step by design (its SAM/ERM decision; docs/optimizers.md)"]
     if result["syncs"] != NOT_ON_CPU:
         bad = error_mode_disagreements(result)
-        lines.append("sync_debug_mode('error') agrees with the counts: " + ("yes" if not bad else "NO: " + ", ".join(bad)))
+        verdict = "yes" if not bad else "NO: " + ", ".join(bad)
+        lines.append(f"sync_debug_mode('error') agrees with the counts: {verdict}")
     return "\n".join(lines)
 
 
@@ -473,8 +476,10 @@ def config_from_args(args: argparse.Namespace) -> GpuBenchConfig:
     dataset = args.dataset
     if dataset is None and data is not None and Path(data).stem.lower() in DATASETS:
         dataset = Path(data).stem.lower()
-    counts = {k: getattr(args, k) for k in QUICK if getattr(args, k) is not None}
-    kwargs: dict[str, Any] = {**(QUICK if args.quick else {}), **counts}
+    kwargs: dict[str, Any] = dict(QUICK) if args.quick else {}
+    for key in ("rounds", "steps", "warmup", "sync_steps", "memory_steps"):
+        if getattr(args, key) is not None:
+            kwargs[key] = getattr(args, key)
     for key in ("models", "optimizers", "recordings", "autocast"):
         if getattr(args, key) is not None:
             kwargs[key] = names(getattr(args, key))
@@ -487,7 +492,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m benchmarks.gpu", description=__doc__.splitlines()[0])
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu",
                    help="cuda, cuda:N or cpu (default: cuda when available)")
-    p.add_argument("--quick", action="store_true", help=f"a smoke run: {QUICK}")
+    quick = ", ".join(f"{k}={v}" for k, v in QUICK.items())
+    p.add_argument("--quick", action="store_true", help=f"a smoke run: {quick} (explicit options win)")
     p.add_argument("--data", help="a CSV (default: the shared BBBP when present, else the demo); 'demo': the "
                    "built-in demo molecules")
     p.add_argument("--dataset", help="the registered dataset the CSV holds (default: its file name, e.g. bbbp)")

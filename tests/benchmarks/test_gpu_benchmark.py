@@ -140,6 +140,7 @@ def test_the_tally_counts_every_sync_warning_and_splits_off_the_closures():
         assert torch.cuda.get_sync_debug_mode() == 0  # restored
 
 
+@pytest.mark.filterwarnings("ignore:called a synchronizing")  # the fakes outside the counted window
 def test_measure_syncs_attributes_step_closure_and_flush(workload, tmp_path):
     variant = gpu.Variant("graphsam", recording="probe10")
     trainer = gpu.make_trainer(workload, variant, "tiny", tmp_path)
@@ -196,8 +197,11 @@ def test_the_bf16_row_runs_its_forward_under_autocast(workload, tmp_path):
     trainer = gpu.make_trainer(workload, gpu.Variant("adam", precision="bf16"), "tiny", tmp_path)
     assert isinstance(trainer.model, gpu.Autocast)
     seen = []
-    trainer.model.model.register_forward_hook(lambda m, i, o: seen.append(torch.get_autocast_dtype("cpu")
-                                                                          if torch.is_autocast_enabled("cpu") else None))
+
+    def hook(module, inputs, output):
+        seen.append(torch.get_autocast_dtype("cpu") if torch.is_autocast_enabled("cpu") else None)
+
+    trainer.model.model.register_forward_hook(hook)
     trainer.run(1)
     assert seen == [torch.bfloat16]
     assert all(p.dtype == torch.float32 for p in trainer.model.parameters())
@@ -284,6 +288,9 @@ def test_data_defaults_to_the_shared_bbbp_else_the_demo(monkeypatch, tmp_path):
     assert gpu.config_from_args(gpu.parse_args(["--device", "cpu", "--data", "demo"])).data is None
     quick = gpu.config_from_args(gpu.parse_args(["--device", "cpu", "--quick", "--rounds", "4"]))
     assert (quick.rounds, quick.steps, quick.warmup) == (4, gpu.QUICK["steps"], gpu.QUICK["warmup"])
+    assert quick.models == gpu.QUICK["models"]
+    full = gpu.config_from_args(gpu.parse_args(["--device", "cpu", "--models", "tiny,compt"]))
+    assert (full.models, full.rounds, full.steps) == (("tiny", "compt"), 5, None)
 
 
 def test_the_demo_molecules_make_a_workload():
