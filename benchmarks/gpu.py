@@ -346,6 +346,12 @@ def add_ratios(rows: dict[str, dict[str, Any]]) -> None:
         row["time_vs_baseline"] = row["step_s"] / rows[base]["step_s"] if base else None
 
 
+def close_all(trainers: dict[str, Trainer]) -> None:
+    """Close every trainer's recorder (flushing its trace)."""
+    for trainer in trainers.values():
+        trainer.close()
+
+
 def bench_model(wl: Workload, cfg: GpuBenchConfig, model: str, trace_dir: Path) -> dict[str, Any]:
     """Every variant of ``model``: interleaved timing, then syncs, then memory one by one."""
     rows_of = variants(cfg)
@@ -358,9 +364,8 @@ def bench_model(wl: Workload, cfg: GpuBenchConfig, model: str, trace_dir: Path) 
         log(f"  {model}: host syncs" if wl.device.type == "cuda" else f"  {model}: syncs {NOT_ON_CPU}")
         syncs = {label: sync_report(t, cfg.sync_steps) for label, t in trainers.items()}
     finally:
-        for t in trainers.values():
-            t.close()
-    del trainers
+        close_all(trainers)
+    del trainers  # no trainer of the timing phase stays on the device while memory is measured
     memory = {v.label: peak_memory_mib(lambda v=v: make_trainer(wl, v, model, trace_dir), cfg.memory_steps,
                                        wl.device) for v in rows_of}
     rows = {}

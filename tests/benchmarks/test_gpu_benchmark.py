@@ -25,7 +25,7 @@ from gradscope.errors import ConfigError
 
 LABELS = ["adam", "sam", "sam+scalars", "sam+layers", "sam+probe10", "adam@bf16"]
 TINY = ["--device", "cpu", "--models", "tiny", "--optimizers", "adam,sam", "--record-with", "sam", "--bf16", "adam",
-        "--rounds", "3", "--steps", "2", "--warmup", "1", "--sync-steps", "2", "--memory-steps", "1"]
+        "--rounds", "3", "--steps", "1", "--warmup", "1", "--sync-steps", "2", "--memory-steps", "1"]
 
 
 @pytest.fixture(scope="module")
