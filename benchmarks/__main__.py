@@ -1,7 +1,8 @@
-"""``python -m benchmarks [--quick] [--only throughput,overhead,landscape,trace_io,featurize] [--device cuda]``.
+"""``python -m benchmarks [--quick] [--only throughput,overhead,landscape,trace_io,featurize,gpu] [--device cuda]``.
 
 Runs the selected benchmarks one after another and writes their JSON under benchmarks/results/.
-``--device`` applies to throughput, overhead and landscape (trace I/O and featurization are CPU/disk).
+``--device`` applies to throughput, overhead, landscape and gpu (trace I/O and featurization are
+CPU/disk). ``gpu`` (benchmarks/gpu.py) runs only when named in ``--only``.
 """
 from __future__ import annotations
 
@@ -13,14 +14,15 @@ import torch
 
 from benchmarks.common import log
 
-ALL = ("throughput", "overhead", "landscape", "trace_io", "featurize")
+ALL = ("throughput", "overhead", "landscape", "trace_io", "featurize", "gpu")
+DEFAULT = tuple(name for name in ALL if name != "gpu")
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a short run (< 10 minutes on 2 cores)")
-    parser.add_argument("--only", default=",".join(ALL), help=f"comma-separated subset of {', '.join(ALL)}")
-    parser.add_argument("--device", default="cpu", help="cpu or cuda (throughput, overhead, landscape)")
+    parser.add_argument("--only", default=",".join(DEFAULT), help=f"comma-separated subset of {', '.join(ALL)}")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda (throughput, overhead, landscape, gpu)")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
     args = parser.parse_args(argv)
     only = [s.strip() for s in args.only.split(",") if s.strip()]
@@ -52,6 +54,11 @@ def main(argv: list[str] | None = None) -> int:
             from benchmarks import featurize
 
             featurize.print_table(featurize.run(args.quick))
+        elif name == "gpu":
+            from benchmarks import gpu
+
+            if gpu.main(quick + ["--device", args.device, "--threads", str(args.threads)]):
+                return 2
         log(f"== {name}: {time.perf_counter() - t0:.0f} s")
     log(f"total {time.perf_counter() - t_start:.0f} s")
     return 0

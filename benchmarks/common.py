@@ -83,3 +83,17 @@ def maxrss_mib() -> float:
 
 def log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
+
+
+def epoch_batches(data: Any, device: torch.device, batch_size: int = 32, seed: int = 0) -> list[Any]:
+    """The training batches of epoch 0 in the training loop's order, collated once onto ``device``.
+
+    ``data`` is a ``gradscope.train.build.Data`` (dataset, split, standardizer). Collating up front
+    keeps collation out of every timed step.
+    """
+    from gradscope.train.loop import epoch_order
+
+    train = torch.from_numpy(data.split["train"])
+    order = train[epoch_order(seed, 0, len(train))].numpy()
+    return [data.dataset.batch(order[i:i + batch_size], standardizer=data.standardizer).to(device)
+            for i in range(0, len(order), batch_size)]
