@@ -64,10 +64,10 @@ def test_download_from_file_url_then_cached(tmp_path, moleculenet_dir, server_di
 
 def test_download_gz_over_local_http(moleculenet_dir, server_dir, http_base, tmp_path):
     (server_dir / "datasets").mkdir()
-    (server_dir / "datasets" / "tox21.csv.gz").write_bytes(gzip.compress(small_copy(moleculenet_dir, "tox21", 60)))
+    (server_dir / "datasets" / "tox21.csv.gz").write_bytes(gzip.compress(small_copy(moleculenet_dir, "tox21", 40)))
     own_cache = tmp_path / "own-cache"
     ds = load_dataset("tox21", base_url=http_base, cache_dir=own_cache, progress=False)
-    assert len(ds) == 60 and ds.n_tasks == 12
+    assert len(ds) == 40 and ds.n_tasks == 12
     assert (own_cache / "datasets" / "tox21.csv.gz").is_file()
 
 
@@ -93,4 +93,4 @@ def test_no_download_and_data_dir(moleculenet_dir, tmp_path):
     with pytest.raises(GradscopeError, match="no bace file"):
         load_dataset("bace", data_dir=tmp_path)
     ds = load_dataset("esol", data_dir=moleculenet_dir, progress=False)  # finds esol.csv
-    assert len(ds) == 1128
+    assert len(ds) == 48
