@@ -176,7 +176,8 @@ def config_from_args(args: argparse.Namespace):
     from gradscope.optim.registry import get_method
     from gradscope.train.config import RecordConfig, cli_fields
 
-    values = {f.name: getattr(args, f.name) for f in cli_fields() if getattr(args, f.name) not in (None, False)}
+    values = {f.name: getattr(args, f.name) for f in cli_fields()
+              if getattr(args, f.name) is not None and getattr(args, f.name) is not False}
     method = get_method(values.get("optimizer", RecordConfig.optimizer))
     given = {flag: getattr(args, uses[0][1].dest) for flag, uses in _method_options().items()}
     settings, schedule = method.split_flags(given)
@@ -190,8 +191,6 @@ _RESUME_FLAGS = ("resume", "epochs", "out", "quiet", "debug", "func", "command",
 def run(args: argparse.Namespace) -> int:
     from gradscope.train.loop import record
 
-    for old, new in args.deprecated_flags:
-        print(f"gradscope: warning: {old} is deprecated; use {new} (same setting)", file=sys.stderr)
     if args.resume:
         if args.out and Path(args.out) != Path(args.resume):
             raise GradscopeError("--resume DIR continues the run in DIR; do not give a different --out")
@@ -204,6 +203,8 @@ def run(args: argparse.Namespace) -> int:
     else:
         config = config_from_args(args)
         out = Path(args.out) if args.out else Path("runs") / f"{_data_label(config)}-{config.optimizer}"
+    for old, new in args.deprecated_flags:  # (after the settings were accepted: an error stays one line)
+        print(f"gradscope: warning: {old} is deprecated; use {new} (same setting)", file=sys.stderr)
     with _one_line_warnings(enabled=not args.debug):
         result = record(config, out, resume=bool(args.resume), overwrite=args.overwrite, quiet=args.quiet)
     if not result.is_main:  # another rank of a torchrun job: rank 0 reports
