@@ -23,6 +23,7 @@ from torch.utils.data import DataLoader, Subset
 
 from gradscope.chem import cache as _cache
 from gradscope.chem._rdkit import parse_smiles
+from gradscope.chem import duplicates as _duplicates
 from gradscope.chem.batch import DEFAULT_PAIR_BUDGET, GraphBatch, collate, size_batches
 from gradscope.chem.featurizers import Featurizer, get_featurizer
 from gradscope.chem.graph import MolGraph
@@ -80,6 +81,8 @@ class MoleculeDataset(torch.utils.data.Dataset):
         self.labels = np.asarray(labels, dtype=np.float32)
         self.rows = np.asarray(rows, dtype=np.int64)
         self.skipped = list(skipped)
+        #: molecules present in several rows (:class:`~gradscope.chem.duplicates.DuplicateGroup`, data-row numbers)
+        self.duplicates: list[_duplicates.DuplicateGroup] = []
         self.featurizer = featurizer
         self.source = source
         self.source_sha256 = source_sha256
@@ -308,6 +311,7 @@ def load_dataset(
     metric: str | None = None,
     featurizer: str | None = None,
     max_atoms: int | None = _UNSET,
+    duplicates: str | None = None,
     data_dir: "str | os.PathLike[str] | None" = None,
     cache_dir: "str | os.PathLike[str] | None" = None,
     base_url: str | None = None,
@@ -320,8 +324,8 @@ def load_dataset(
     Args:
         source: a registered name, ``"demo"``, a CSV file path, or a :class:`DatasetSpec`.
         path: a local copy of the named dataset (skips cache and download).
-        smiles_column, targets, task, metric, featurizer, max_atoms: see :class:`DatasetSpec`;
-            ``max_atoms=None`` lifts the 100-atom limit.
+        smiles_column, targets, task, metric, featurizer, max_atoms, duplicates: see
+            :class:`DatasetSpec`; ``max_atoms=None`` lifts the 100-atom limit.
         data_dir: a folder holding a copy of the named dataset (e.g. ``bbbp.csv``, ``BBBP.csv``).
         cache_dir: cache root (default ``$GRADSCOPE_CACHE`` or ``~/.cache/gradscope``).
         base_url: download location (default ``$GRADSCOPE_DATA_URL`` or DeepChem's bucket).
@@ -333,7 +337,7 @@ def load_dataset(
         GradscopeError: unknown name, missing file, unknown column, no usable molecule, offline.
     """
     fields = dict(path=path, smiles_column=smiles_column, targets=targets, task=task, metric=metric,
-                  featurizer=featurizer, max_atoms=max_atoms)
+                  featurizer=featurizer, max_atoms=max_atoms, duplicates=duplicates)
     given = {k: v for k, v in fields.items() if v is not None and v is not _UNSET}
     if max_atoms is None:
         given["max_atoms"] = None
@@ -404,6 +408,7 @@ def _load(spec: DatasetSpec, *, data_dir, cache_dir, base_url, download, progres
             skipped.append(SkippedRow(i, table.rows[i][table.index_of(smiles_col)].strip(), reason))
         else:
             keep.append(i)
+    groups, keep, skipped = _apply_duplicates(table, smiles_col, labels, keep, skipped, resolved.duplicates)
     if not keep:
         raise GradscopeError(
             f"no usable molecule in {table.source} ({len(table.rows)} rows: {_reason_counts(skipped)})"
@@ -419,15 +424,36 @@ def _load(spec: DatasetSpec, *, data_dir, cache_dir, base_url, download, progres
         source=table.source,
         source_sha256=table.sha256,
     )
-    if skipped or n_bad_values:
+    dataset.duplicates = groups
+    if skipped or n_bad_values or groups:
         parts = []
         if skipped:
             first = ", ".join(str(s.row) for s in skipped[:8]) + (", ..." if len(skipped) > 8 else "")
             parts.append(f"skipped {len(skipped)} of {len(table.rows)} rows ({_reason_counts(skipped)}; rows {first})")
         if n_bad_values:
             parts.append(f"{n_bad_values} non-numeric label values treated as missing")
+        if groups and resolved.duplicates == "keep":
+            parts.append(f"{_duplicates.describe(groups, len(keep))}, kept: copies may fall into different splits "
+                         "(duplicates='first' / --duplicates first keeps one copy)")
         warnings.warn(f"{resolved.display_name}: {'; '.join(parts)}; see dataset.skipped", DataWarning, stacklevel=3)
     return dataset
+
+
+def _apply_duplicates(table: Table, smiles_col: str, labels: np.ndarray, keep: list[int],
+                      skipped: list[SkippedRow], policy: str
+                      ) -> tuple[list["_duplicates.DuplicateGroup"], list[int], list[SkippedRow]]:
+    """Find molecules present in several kept rows and apply ``policy`` (``keep`` or ``first``).
+
+    Returns the duplicate groups (in data-row numbers), the rows still kept and the skipped rows.
+    """
+    col = table.index_of(smiles_col)
+    found = _duplicates.find_duplicates([table.rows[i][col] for i in keep], labels[keep])
+    groups = [_duplicates.DuplicateGroup(tuple(keep[p] for p in g.rows), g.conflicting) for g in found]
+    drop = _duplicates.rows_to_drop(groups, policy)
+    if not drop:
+        return groups, keep, skipped
+    skipped = sorted(skipped + [SkippedRow(r, table.rows[r][col].strip(), why) for r, why in drop.items()])
+    return groups, [i for i in keep if i not in drop], skipped
 
 
 def _reason_counts(skipped: Sequence[SkippedRow]) -> str:

@@ -33,6 +33,9 @@ class DatasetSpec:
         metric: ``"roc_auc"``, ``"rmse"`` or ``"mae"`` (``None``: registry, or by task).
         featurizer: featurizer preset name (``"compt"``, ``"minimal"``).
         max_atoms: molecules with more heavy atoms are skipped (``None``: no limit).
+        duplicates: what to do with a molecule present in several rows (same canonical SMILES):
+            ``"keep"`` every copy (reported), or ``"first"`` copy only — copies with conflicting
+            labels are all skipped (:mod:`gradscope.chem.duplicates`).
     """
 
     name: str | None = None
@@ -43,6 +46,7 @@ class DatasetSpec:
     metric: str | None = None
     featurizer: str = "compt"
     max_atoms: int | None = DEFAULT_MAX_ATOMS
+    duplicates: str = "keep"
 
     def __post_init__(self) -> None:
         if self.path is not None:
@@ -76,6 +80,10 @@ class DatasetSpec:
         if self.max_atoms is not None:
             if isinstance(self.max_atoms, bool) or not isinstance(self.max_atoms, int) or self.max_atoms < 1:
                 raise ConfigError(f"DatasetSpec.max_atoms must be a positive integer or None, got {self.max_atoms!r}")
+        from gradscope.chem.duplicates import POLICIES
+
+        if self.duplicates not in POLICIES:
+            raise ConfigError(f"DatasetSpec.duplicates must be one of {', '.join(POLICIES)}, got {self.duplicates!r}")
         from gradscope.chem.featurizers import get_featurizer  # validates the name
 
         object.__setattr__(self, "featurizer", get_featurizer(self.featurizer).name)

@@ -85,6 +85,8 @@ def _add_method_flags(group: argparse._ArgumentGroup) -> None:
         kw: dict[str, Any] = {"dest": option.dest, "default": None, "help": _escape(_method_help(uses))}
         if option.type is bool:
             kw["action"] = argparse.BooleanOptionalAction
+        elif option.choices:
+            kw.update(type=option.type, choices=option.choices)
         else:
             kw.update(type=option.type, metavar=option.flag.lstrip("-").upper().replace("-", "_"))
         try:

@@ -9,7 +9,9 @@ docs/optimizers.md for each method's update rule, its cost and its reference.
 """
 from __future__ import annotations
 
+from gradscope.optim.accumulate import micro_batch_closure
 from gradscope.optim.core import BASE_OPTIMIZERS, SharpnessAware, resolve_base_optimizer
+from gradscope.optim.flat import FlatLayout
 from gradscope.optim.registry import (
     ENTRY_POINT_GROUP,
     OPTIMIZERS,
@@ -52,6 +54,8 @@ __all__ = [
     "GraphSAMReleased",
     "StepRho",
     "StepInfo",
+    "FlatLayout",
+    "micro_batch_closure",
     "OPTIMIZERS",
     "BASE_OPTIMIZERS",
     "ENTRY_POINT_GROUP",

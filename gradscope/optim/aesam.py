@@ -93,6 +93,13 @@ class AESAM(SharpnessAware):
             return self._sam_update(closure, self._g, loss)
         return self._erm_update(self._g, loss)
 
+    def _snapshot(self) -> tuple[torch.Tensor, torch.Tensor]:
+        return self._mu.clone(), self._var.clone()
+
+    def _rollback(self, snapshot: tuple[torch.Tensor, torch.Tensor]) -> None:
+        self._mu.copy_(snapshot[0])
+        self._var.copy_(snapshot[1])
+
     def _extra_state(self) -> dict[str, Any]:
         return {**super()._extra_state(), "mu": self._mu.clone(), "var": self._var.clone()}
 

@@ -25,6 +25,7 @@ import torch
 from gradscope.errors import ConfigError
 from gradscope.optim.checks import check_rho, check_unit_interval
 from gradscope.optim.core import TINY, Closure, Outcome, SharpnessAware
+from gradscope.optim.flat import FlatBuffer
 
 
 class ReusedPerturbation(SharpnessAware):
@@ -79,6 +80,16 @@ class ReusedPerturbation(SharpnessAware):
         torch.mul(self._eps.data, self.beta, out=nxt)
         nxt.addcmul_(omega, coeff)
         self._eps, self._eps_next = self._eps_next, self._eps
+
+    def _carried(self) -> list[FlatBuffer]:
+        return [self._eps]
+
+    def _snapshot(self) -> FlatBuffer:
+        return self._eps  # ε_{t+1} is written beside ε_t, so ε_t survives the step
+
+    def _rollback(self, snapshot: FlatBuffer) -> None:
+        if self._eps is not snapshot:  # the step advanced ε: go back to ε_t
+            self._eps, self._eps_next = self._eps_next, self._eps
 
     def _extra_state(self) -> dict[str, Any]:
         return {**super()._extra_state(), "eps": self._eps.data.clone()}

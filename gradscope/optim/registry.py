@@ -7,7 +7,8 @@ need to know about an optimizer, so that none of them names a method:
   code)"``, for tables and plots);
 - the optimizer class and its *settings*: a frozen dataclass of hyperparameters with their
   defaults and validation. Each field becomes a ``gradscope record`` flag (``--field-name``, or the
-  name the declaration gives), its meaning comes from ``help`` (or the field's ``metadata["help"]``);
+  name the declaration's ``flags`` gives), its meaning comes from ``help`` (or the field's
+  ``metadata["help"]``), the allowed values of a text setting from ``choices``;
 - what it needs at epoch boundaries: ``anchor`` (``"none"``: the method decides where ε is exact;
   ``"epochs"``: ``anchor()`` at the first step of every K-th epoch, K the settings'
   ``anchor_every_epochs``, 1 when absent; ``"once"``: only the run's first step), ``rho_schedule``
@@ -99,6 +100,7 @@ class Option:
     help: str
     group: str
     deprecated_flags: tuple[str, ...] = ()
+    choices: tuple[str, ...] | None = None
 
     @property
     def dest(self) -> str:
@@ -124,6 +126,7 @@ class Method:
     epoch_step: bool = False
     help: Mapping[str, str] = field(default_factory=dict)
     flags: Mapping[str, str] = field(default_factory=dict)
+    choices: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     from_run: Mapping[str, Callable[[RunInfo], Any]] = field(default_factory=dict)
     hidden: tuple[str, ...] = ()
     former_names: tuple[str, ...] = ()
@@ -142,7 +145,7 @@ class Method:
         if self.epoch_step and not callable(getattr(self.optimizer, "epoch_step", None)):
             raise ConfigError(f"optimizer {self.name!r}: epoch_step=True needs an optimizer with epoch_step(epoch)")
         known = {f.name for f in fields(self.settings)}
-        for table in ("help", "flags", "from_run", "hidden"):
+        for table in ("help", "flags", "choices", "from_run", "hidden"):
             stray = set(getattr(self, table)) - known
             if stray:
                 raise ConfigError(f"optimizer {self.name!r}: {table} names unknown settings {sorted(stray)}")
@@ -155,10 +158,10 @@ class Method:
     # -- settings -------------------------------------------------------------------------------
     def options(self) -> tuple[Option, ...]:
         """The settings `gradscope record` shows for this method: its own, then the ρ schedule's."""
-        own = [_option(f, self.settings, SETTINGS_GROUP, self.help, self.flags)
+        own = [_option(f, self.settings, SETTINGS_GROUP, self.help, self.flags, self.choices)
                for f in fields(self.settings) if f.name not in self.hidden and f.name not in self.from_run]
         if self.rho_schedule:
-            own += [_option(f, StepRhoConfig, SCHEDULE_GROUP, {}, {}) for f in fields(StepRhoConfig)]
+            own += [_option(f, StepRhoConfig, SCHEDULE_GROUP, {}, {}, {}) for f in fields(StepRhoConfig)]
         return tuple(own)
 
     def split_flags(self, given: Mapping[str, Any], *, ignore_others: bool = False) -> tuple[dict, dict]:
@@ -397,7 +400,8 @@ def _flag_of(settings: type, name: str, flags: Mapping[str, str]) -> str:
     return flags.get(name) or meta.get("flag") or "--" + name.replace("_", "-")
 
 
-def _option(f: Field, settings: type, group: str, help: Mapping[str, str], flags: Mapping[str, str]) -> Option:
+def _option(f: Field, settings: type, group: str, help: Mapping[str, str], flags: Mapping[str, str],
+            choices: Mapping[str, tuple[str, ...]]) -> Option:
     hint = typing.get_type_hints(settings)[f.name]
     args = [a for a in typing.get_args(hint) if a is not type(None)]
     if typing.get_origin(hint) in (typing.Union, types.UnionType) and len(args) == 1:
@@ -409,7 +413,7 @@ def _option(f: Field, settings: type, group: str, help: Mapping[str, str], flags
                                                           else None)  # type: ignore[misc]
     text = help.get(f.name) or f.metadata.get("help") or COMMON_HELP.get(f.name, "")
     return Option(f.name, _flag_of(settings, f.name, flags), hint, default, text, group,
-                  tuple(f.metadata.get("deprecated_flags", ())))
+                  tuple(f.metadata.get("deprecated_flags", ())), choices.get(f.name) or f.metadata.get("choices"))
 
 
 def _make(cls: type, values: Any, method: Method, group: str) -> Any:

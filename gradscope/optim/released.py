@@ -40,6 +40,7 @@ from gradscope.optim.checks import (
     check_unit_interval,
 )
 from gradscope.optim.core import Closure, Outcome, SharpnessAware
+from gradscope.optim.flat import FlatBuffer
 
 #: The constant the released code adds to the global norm before dividing by it.
 RELEASED_NORM_EPS = 1e-12
@@ -142,6 +143,16 @@ class GraphSAMReleased(SharpnessAware):
         torch.mul(self._h.data, beta, out=nxt)
         nxt.addcdiv_(omega, norms, value=1.0 - beta)
         self._h, self._h_next = self._h_next, self._h
+
+    def _carried(self) -> list[FlatBuffer]:
+        return [self._h]
+
+    def _snapshot(self) -> FlatBuffer:
+        return self._h  # the next h is written beside h, so h survives the step
+
+    def _rollback(self, snapshot: FlatBuffer) -> None:
+        if self._h is not snapshot:
+            self._h, self._h_next = self._h_next, self._h
 
     def _extra_state(self) -> dict[str, Any]:
         return {**super()._extra_state(), "radius": self.radius, "h": self._h.data.clone()}

@@ -20,7 +20,7 @@ class StepInfo:
 
     Attributes:
         omega: flat float32 ω_t, the gradient handed to the base optimizer, in the order of
-            ``params`` (frozen / grad-less parameters contribute zeros).
+            ``params``; zero on the slices of ``params_without_grad``.
         eps: flat float32 ε_t as the method holds it (unnormalized), or ``None`` on a step
             where the method has no ε (e.g. an ERM step of RST or AE-SAM).
         eps_hat_norm: 0-d tensor, ‖ε̂_t‖ actually applied to θ (0 where no ascent happened),
@@ -31,6 +31,15 @@ class StepInfo:
         grad_evals: forward-backward passes (closure calls) the optimizer spent in this step.
         rho: the ρ used in this step.
         params: the parameters in flat order (the same list every step).
+        params_without_grad: indices into ``params`` of the parameters the pass that produced
+            ω_t gave no gradient (a branch not taken, a parameter frozen with
+            ``requires_grad_(False)``, a head not used yet): the base optimizer got
+            ``p.grad = None`` for them and skipped them, as torch does.
+        skipped: True when fp16 loss scaling found inf/NaN in one of the step's passes: the base
+            optimizer did not step, θ and the method's state are as before the step, and ε/ω may
+            hold non-finite values.
+        grad_scale: 0-d tensor, the loss scale the step's passes were unscaled by (a copy), or
+            ``None`` without loss scaling. ε, ω and the losses are always unscaled.
     """
 
     omega: torch.Tensor
@@ -42,3 +51,6 @@ class StepInfo:
     grad_evals: int
     rho: float
     params: list[torch.nn.Parameter]
+    params_without_grad: tuple[int, ...] = ()
+    skipped: bool = False
+    grad_scale: torch.Tensor | None = None

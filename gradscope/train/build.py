@@ -134,8 +134,10 @@ def build_optimizer(config: RecordConfig, model: torch.nn.Module, steps_per_epoc
     base_kwargs: dict[str, Any] = {"lr": config.lr}
     if config.weight_decay:
         base_kwargs["weight_decay"] = config.weight_decay
-    params = [p for p in model.parameters() if p.requires_grad]
     method = get_method(config.optimizer)
+    # named for the sharpness-aware methods: ASAM's released rule finds the weights by name
+    named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    params = [p for _, p in named] if method.plain else named
     optimizer = method.build(params, config.optimizer_settings, base=config.base_optimizer,
                              run=RunInfo(steps_per_epoch, config.epochs), **base_kwargs)
     return optimizer, method.build_rho_schedule(optimizer, config.rho_schedule)

@@ -29,7 +29,7 @@ def test_spec_json_roundtrip_rebuilds_the_same_dataset(tmp_path):
     ds = load_dataset(p, targets=["a"], progress=False)
     d = json.loads(json.dumps(ds.spec.to_dict()))
     assert d == {"name": None, "path": str(p), "smiles_column": "smiles", "targets": ["a"], "task": "classification",
-                 "metric": "roc_auc", "featurizer": "compt", "max_atoms": 100}
+                 "metric": "roc_auc", "featurizer": "compt", "max_atoms": 100, "duplicates": "keep"}
     again = load_dataset(DatasetSpec.from_dict(d), progress=False)
     assert again.spec == ds.spec and again.smiles == ds.smiles
     np.testing.assert_array_equal(again.labels, ds.labels)

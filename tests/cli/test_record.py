@@ -125,6 +125,7 @@ def test_too_small_for_a_split(capsys, tmp_path):
     (("--optimizer", "looksam", "--alpha", "inf"), "--alpha must be a finite number"),
     (("--optimizer", "asam", "--eta", "0"), "--eta must be > 0"),
     (("--gamma", "1.5"), "--gamma must lie in (0, 1]"),
+    (("--optimizer", "sam", "--normalization", "global"), "--normalization does not apply to optimizer 'sam'"),
     (("--optimizer", "adam", "--probe-exact-every", "5"), "--probe-exact-every"),
     (("--lr", "-1"), "--lr"),
     (("--lr", "nan"), "--lr"),
@@ -241,7 +242,10 @@ def test_every_method_setting_reaches_the_config(csv_file, tmp_path):
     looksam = config("--optimizer", "looksam", "--rho", "1e-4", "--alpha", "0.2", "--k", "8")
     assert (looksam.optimizer_settings.rho, looksam.optimizer_settings.alpha, looksam.optimizer_settings.k) == (
         1e-4, 0.2, 8)
-    assert config("--optimizer", "asam", "--eta", "0.1").optimizer_settings.eta == 0.1
+    asam = config("--optimizer", "asam", "--eta", "0.1", "--scale-biases").optimizer_settings
+    assert (asam.eta, asam.scale_biases) == (0.1, True)
+    assert config("--optimizer", "looksam", "--normalization", "per-tensor").optimizer_settings.normalization == \
+        "per-tensor"
     rst = config("--optimizer", "rst", "--p", "0.3", "--rst-seed", "4").optimizer_settings
     assert (rst.p, rst.seed) == (0.3, 4)
     aesam = config("--optimizer", "ae-sam", "--delta", "0.5", "--c1", "-2", "--c2", "3").optimizer_settings

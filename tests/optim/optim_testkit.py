@@ -6,6 +6,8 @@ buffers, so that the references the tests build from it are obviously correct.
 from __future__ import annotations
 
 import copy
+import sys
+from contextlib import contextmanager
 from typing import Callable, Sequence
 
 import torch
@@ -155,3 +157,85 @@ def naive_sam_step(model, base, batch, rho):
     omega, _ = grad_at_perturbed(model, batch, e)
     base_step(model, base, omega)
     return loss, g, e, omega
+
+
+class Branchy(nn.Module):
+    """A model whose parameters get gradients on some steps only (torch's ``None`` cases).
+
+    - ``branch``: a residual branch used only when ``use_branch`` (a conditional branch);
+    - ``late``: a second head added to the output only when ``use_late`` (a late-starting head);
+    - ``middle``: used every step (the tests freeze it mid-run with ``requires_grad_(False)``);
+    - ``never``: a parameter the forward never reads.
+    """
+
+    def __init__(self, seed: int = 0) -> None:
+        super().__init__()
+        torch.manual_seed(seed)
+        self.trunk = nn.Linear(5, 7)
+        self.middle = nn.Linear(7, 7)
+        self.branch = nn.Linear(7, 7)
+        self.head = nn.Linear(7, 1)
+        self.late = nn.Linear(7, 1)
+        self.never = nn.Parameter(torch.randn(4))
+        self.use_branch = True
+        self.use_late = False
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = torch.tanh(self.middle(torch.tanh(self.trunk(x))))
+        if self.use_branch:
+            h = h + torch.tanh(self.branch(h))
+        out = self.head(h)
+        if self.use_late:
+            out = out + self.late(h)
+        return out
+
+
+def branchy_schedule(model: Branchy, t: int) -> None:
+    """Step t of the Branchy scenario: branch on steps 0 and 3 only, the late head from step 4,
+    ``middle`` frozen from step 5."""
+    model.use_branch = t in (0, 3)
+    model.use_late = t >= 4
+    model.middle.weight.requires_grad_(t < 5)
+    model.middle.bias.requires_grad_(t < 5)
+
+
+def torch_closure(model: nn.Module, opt: torch.optim.Optimizer, batch: Batch) -> Callable[[], torch.Tensor]:
+    """The plain-torch closure: zero (to None), forward, backward, return the loss."""
+
+    def closure() -> torch.Tensor:
+        opt.zero_grad(set_to_none=True)
+        loss = loss_of(model, batch)
+        loss.backward()
+        return loss
+
+    return closure
+
+
+HOST_READS = ("item", "tolist", "cpu", "numpy", "__bool__", "__float__", "__int__", "__index__")
+
+
+@contextmanager
+def host_reads_from_gradscope(allowed: int):
+    """Record host reads made by gradscope.optim code; raise past ``allowed`` of them."""
+    reads: list[tuple[str, str]] = []
+    saved = {}
+    for name in HOST_READS:
+        saved[name] = (name in torch.Tensor.__dict__, getattr(torch.Tensor, name))
+
+        def guard(self, *args, __name=name, __orig=saved[name][1], **kwargs):
+            caller = sys._getframe(1).f_globals.get("__name__", "")
+            if caller.startswith("gradscope.optim"):
+                reads.append((__name, caller))
+                if len(reads) > allowed:
+                    raise AssertionError(f"host read Tensor.{__name} in {caller}")
+            return __orig(self, *args, **kwargs)
+
+        setattr(torch.Tensor, name, guard)
+    try:
+        yield reads
+    finally:
+        for name, (own, orig) in saved.items():
+            if own:
+                setattr(torch.Tensor, name, orig)
+            else:
+                delattr(torch.Tensor, name)

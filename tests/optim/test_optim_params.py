@@ -49,7 +49,9 @@ class WithUnused(nn.Module):
 
 
 @pytest.mark.parametrize("name", ["sam", "graphsam", "asam", "graphsam-released"])
-def test_parameters_without_gradient_contribute_zeros_and_do_not_move(name):
+def test_parameters_without_gradient_are_skipped_and_do_not_move(name):
+    """torch's rule: no gradient in the pass → p.grad is None, the base optimizer skips it; its
+    slices of ε and ω are zero (test_optim_none_grads.py checks this against plain torch)."""
     model, batches = WithUnused(), make_batches()
     start = model.unused.detach().clone()
     opt = go.make_optimizer(name, model.parameters(), lr=0.01)
@@ -63,7 +65,9 @@ def test_parameters_without_gradient_contribute_zeros_and_do_not_move(name):
         assert torch.count_nonzero(opt.last_step.omega[offset:offset + 3]) == 0
         if opt.last_step.eps is not None:
             assert torch.count_nonzero(opt.last_step.eps[offset:offset + 3]) == 0
-    assert torch.equal(model.unused, start)  # Adam with zero gradients does not move it
+        assert opt.last_step.params_without_grad == (k,) and model.unused.grad is None
+    assert torch.equal(model.unused, start)
+    assert model.unused not in opt.base_optimizer.state  # never stepped, as in torch
 
 
 def test_lr_scheduler_edits_reach_the_base_optimizer():

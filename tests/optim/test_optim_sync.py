@@ -7,44 +7,26 @@ CPU and read them; that is theirs, not ours). On a CUDA machine the steps also r
 """
 from __future__ import annotations
 
-import sys
-from contextlib import contextmanager
-
 import pytest
 import torch
-from optim_testkit import closure_for, make_batches, make_model, two_groups
+from optim_testkit import (
+    HOST_READS,
+    Branchy,
+    branchy_schedule,
+    closure_for,
+    host_reads_from_gradscope,
+    make_batches,
+    make_model,
+    two_groups,
+)
 
 import gradscope.optim as go
 
-HOST_READS = ("item", "tolist", "cpu", "numpy", "__bool__", "__float__", "__int__", "__index__")
 KWARGS = {"sam-k": {"k": 2}, "looksam": {"k": 2}, "ae-sam": {"total_steps": 6}, "rst": {"p": 0.5}}
-
-
-@contextmanager
-def host_reads_from_gradscope(allowed: int):
-    """Record host reads made by gradscope.optim code; raise past ``allowed`` of them."""
-    reads: list[tuple[str, str]] = []
-    saved = {}
-    for name in HOST_READS:
-        saved[name] = (name in torch.Tensor.__dict__, getattr(torch.Tensor, name))
-
-        def guard(self, *args, __name=name, __orig=saved[name][1], **kwargs):
-            caller = sys._getframe(1).f_globals.get("__name__", "")
-            if caller.startswith("gradscope.optim"):
-                reads.append((__name, caller))
-                if len(reads) > allowed:
-                    raise AssertionError(f"host read Tensor.{__name} in {caller}")
-            return __orig(self, *args, **kwargs)
-
-        setattr(torch.Tensor, name, guard)
-    try:
-        yield reads
-    finally:
-        for name, (own, orig) in saved.items():
-            if own:
-                setattr(torch.Tensor, name, orig)
-            else:
-                delattr(torch.Tensor, name)
+#: variants with their own code paths: id → (name, keyword arguments)
+VARIANTS = {name: (name, KWARGS.get(name, {})) for name in go.OPTIMIZERS}
+VARIANTS["looksam-per-tensor"] = ("looksam", {"k": 2, "normalization": "per-tensor"})
+VARIANTS["asam-scale-biases"] = ("asam", {"scale_biases": True})
 
 
 def test_the_guard_catches_reads_from_gradscope_code():
@@ -60,14 +42,28 @@ def test_the_guard_catches_reads_from_gradscope_code():
     assert {n: torch.Tensor.__dict__.get(n) for n in HOST_READS} == before  # restored
 
 
-@pytest.mark.parametrize("name", [n for n in go.OPTIMIZERS if n != "ae-sam"])
-def test_step_reads_nothing_on_the_host(name):
+@pytest.mark.parametrize("variant", [v for v in VARIANTS if v != "ae-sam"])
+def test_step_reads_nothing_on_the_host(variant):
+    name, kwargs = VARIANTS[variant]
     model, batches = make_model(), make_batches()
-    opt = go.make_optimizer(name, two_groups(model), lr=0.01, **KWARGS.get(name, {}))
+    opt = go.make_optimizer(name, two_groups(model), lr=0.01, **kwargs)
     with host_reads_from_gradscope(allowed=0) as reads:
         for t in range(6):
             if t == 3:
                 opt.anchor()
+            opt.step(closure_for(model, batches[t]))
+    assert reads == []
+
+
+@pytest.mark.parametrize("variant", [v for v in VARIANTS if v != "ae-sam"])
+def test_parameters_without_gradients_cost_no_host_read(variant):
+    """A branch not taken, a late head, a frozen layer: which parameters have gradients is a host fact."""
+    name, kwargs = VARIANTS[variant]
+    model, batches = Branchy(), make_batches(n=8)
+    opt = go.make_optimizer(name, model.named_parameters(), lr=0.01, **kwargs)
+    with host_reads_from_gradscope(allowed=0) as reads:
+        for t in range(8):
+            branchy_schedule(model, t)
             opt.step(closure_for(model, batches[t]))
     assert reads == []
 
@@ -82,12 +78,14 @@ def test_aesam_reads_exactly_its_one_decision_per_step():
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
-@pytest.mark.parametrize("name", list(go.OPTIMIZERS))
-def test_no_device_sync_under_cuda_sync_debug_mode(name):
+@pytest.mark.parametrize("variant", list(VARIANTS))
+def test_no_device_sync_under_cuda_sync_debug_mode(variant):
+    """On the Branchy model, so that the None rule's paths (absent and frozen parameters) run too."""
+    name, kwargs = VARIANTS[variant]
     device = torch.device("cuda")
-    model = make_model().to(device)
-    batches = [(x.to(device), y.to(device)) for x, y in make_batches()]
-    opt = go.make_optimizer(name, model.parameters(), lr=0.01, **KWARGS.get(name, {}))
+    model = Branchy().to(device)
+    batches = [(x.to(device), y.to(device)) for x, y in make_batches(n=8)]
+    opt = go.make_optimizer(name, model.named_parameters(), lr=0.01, **kwargs)
     opt.step(closure_for(model, batches[0]))  # first step: lazy state allocation
     torch.cuda.synchronize()
     torch.cuda.set_sync_debug_mode("error")
@@ -96,7 +94,8 @@ def test_no_device_sync_under_cuda_sync_debug_mode(name):
             with pytest.raises(RuntimeError):
                 opt.step(closure_for(model, batches[1]))
         else:
-            for t in range(1, 5):
+            for t in range(1, 8):
+                branchy_schedule(model, t)
                 opt.step(closure_for(model, batches[t]))
     finally:
         torch.cuda.set_sync_debug_mode("default")

@@ -19,10 +19,10 @@ from optim_testkit import (
     make_batches,
     make_model,
     trainable,
-    two_groups,
 )
 
 import gradscope.optim as go
+from gradscope.errors import ConfigError
 
 
 def sam_half(model, batch, g, rho):
@@ -32,18 +32,39 @@ def sam_half(model, batch, g, rho):
     return omega, e
 
 
-def test_asam_matches_reference():
-    """Kwon et al. 2021: ε̂ = ρ T² g / ‖T g‖ with T = |θ| + η."""
+def _normed_mlp(seed: int = 0) -> torch.nn.Module:
+    """5 → 7 → LayerNorm → tanh → 1: a 1-D parameter named "weight" (the LayerNorm scale)."""
+    torch.manual_seed(seed)
+    return torch.nn.Sequential(torch.nn.Linear(5, 7), torch.nn.LayerNorm(7), torch.nn.Tanh(), torch.nn.Linear(7, 1))
+
+
+ASAM_RULES = {  # how the optimizer is given its parameters, scale_biases, where T = |θ| + η applies
+    "named": (True, False, lambda name, p: "weight" in name),  # SamsungLabs/ASAM asam.py
+    "unnamed": (False, False, lambda name, p: p.dim() >= 2),
+    "scale-biases": (True, True, lambda name, p: True),
+}
+
+
+@pytest.mark.parametrize("rule", list(ASAM_RULES))
+def test_asam_matches_reference(rule):
+    """Kwon et al. 2021: ε̂ = ρ T² g / ‖T g‖, T = |θ| + η where it applies, else T = 1."""
+    named, scale_biases, applies = ASAM_RULES[rule]
     rho, eta = 0.5, 0.01
-    model, batches = make_model(), make_batches()
+    model, batches = _normed_mlp(), make_batches()
     ref = clone(model)
-    opt = go.ASAM(two_groups(model), rho=rho, eta=eta, lr=0.01)
-    base = torch.optim.Adam(two_groups(ref), lr=0.01)
+    def groups(m, with_names):  # two parameter groups with different learning rates
+        items = [(n, p) if with_names else p for n, p in m.named_parameters()]
+        return [{"params": items[:2]}, {"params": items[2:], "lr": 0.02}]
+
+    opt = go.ASAM(groups(model, named), rho=rho, eta=eta, scale_biases=scale_biases, lr=0.01)
+    base = torch.optim.Adam(groups(ref, False), lr=0.01)
+    mask = [applies(n, p) for n, p in ref.named_parameters()]
+    assert opt.scaled == tuple(mask)
     for t in range(6):
         batch = batches[t]
         opt.step(closure_for(model, batch))
         g, _ = grads_at(ref, batch)
-        T = [p.detach().abs() + eta for p in trainable(ref)]
+        T = [p.detach().abs() + eta if m else torch.ones_like(p) for p, m in zip(trainable(ref), mask)]
         n = global_norm([a * b for a, b in zip(T, g)])
         e = [rho * a * a * b / n for a, b in zip(T, g)]
         omega, _ = grad_at_perturbed(ref, batch, e)
@@ -53,12 +74,42 @@ def test_asam_matches_reference():
         assert_params_close(model, ref, atol=1e-6, rtol=1e-4)
 
 
-def test_looksam_matches_reference():
+def test_asam_rules_differ_where_they_should():
+    """The LayerNorm scale is a weight by name only; biases are scaled only with scale_biases."""
+    model = _normed_mlp()
+    names = [n for n, _ in model.named_parameters()]
+    by_name = go.ASAM(model.named_parameters(), lr=0.01).scaled
+    by_shape = go.ASAM(model.parameters(), lr=0.01).scaled
+    everything = go.ASAM(model.parameters(), scale_biases=True, lr=0.01).scaled
+    assert [n for n, s in zip(names, by_name) if s] == ["0.weight", "1.weight", "3.weight"]
+    assert [n for n, s in zip(names, by_shape) if s] == ["0.weight", "3.weight"]
+    assert all(everything)
+
+
+def _looksam_gv(g, gs, per_tensor):
+    """g_v = g_s − (g·g_s/‖g‖²) g over all parameters, or tensor by tensor (the reference code's)."""
+    if per_tensor:  # a one-element tensor has no orthogonal part: exactly 0 (not rounding noise)
+        return [s - (dot([x], [s]) / dot([x], [x])) * x if x.numel() > 1 else torch.zeros_like(s) for s, x in zip(gs, g)]
+    c = dot(g, gs) / dot(g, g)
+    return [s - c * x for s, x in zip(gs, g)]
+
+
+def _looksam_reuse(g, gv, alpha, per_tensor):
+    """ω = g + α (‖g‖/‖g_v‖) g_v over all parameters, or tensor by tensor."""
+    if per_tensor:  # ‖g_v‖ = 0 guarded as in gradscope (0/0 in the reference code)
+        return [x + alpha * (global_norm([x]) / global_norm([v]).clamp_min(1e-12)) * v for x, v in zip(g, gv)]
+    c = alpha * global_norm(g) / global_norm(gv)
+    return [x + c * v for x, v in zip(g, gv)]
+
+
+@pytest.mark.parametrize("normalization", ["global", "per-tensor"])
+def test_looksam_matches_reference(normalization):
     """Liu et al. 2022: SAM every k steps storing g_v; ω = g + α(‖g‖/‖g_v‖) g_v in between."""
     rho, k, alpha = 0.05, 3, 0.7
+    per_tensor = normalization == "per-tensor"
     model, batches = make_model(), make_batches()
     ref = clone(model)
-    opt = go.LookSAM(model.parameters(), rho=rho, k=k, alpha=alpha, lr=0.01)
+    opt = go.LookSAM(model.parameters(), rho=rho, k=k, alpha=alpha, normalization=normalization, lr=0.01)
     base = torch.optim.Adam(ref.parameters(), lr=0.01)
     gv, evals = None, []
     for t in range(8):
@@ -67,21 +118,33 @@ def test_looksam_matches_reference():
         evals.append(opt.last_step.grad_evals)
         g, _ = grads_at(ref, batch)
         if t % k == 0:
-            gs, _ = sam_half(ref, batch, g, rho)
-            c = dot(g, gs) / dot(g, g)
-            gv = [s - c * x for s, x in zip(gs, g)]
+            gs, _ = sam_half(ref, batch, g, rho)  # the ascent is global in both variants
+            gv = _looksam_gv(g, gs, per_tensor)
             omega = gs
             torch.testing.assert_close(opt.last_step.eps, flat(g), atol=1e-6, rtol=1e-5)
+            torch.testing.assert_close(opt._gv.data, flat(gv), atol=1e-6, rtol=1e-4)
             assert opt.last_step.anchored
         else:
-            c = alpha * global_norm(g) / global_norm(gv)
-            omega = [x + c * v for x, v in zip(g, gv)]
+            omega = _looksam_reuse(g, gv, alpha, per_tensor)
             assert opt.last_step.eps is None and not opt.last_step.anchored
             assert math.isnan(float(opt.last_step.loss_perturbed))
         base_step(ref, base, omega)
         torch.testing.assert_close(opt.last_step.omega, flat(omega), atol=1e-6, rtol=1e-4)
         assert_params_close(model, ref, atol=1e-6, rtol=1e-4)
     assert evals == [2, 1, 1, 2, 1, 1, 2, 1]
+
+
+def test_looksam_normalizations_differ_and_bad_names_are_refused():
+    model, batches = make_model(), make_batches()
+    twin = clone(model)
+    a = go.LookSAM(model.parameters(), k=2, lr=0.01)
+    b = go.LookSAM(twin.parameters(), k=2, normalization="per-tensor", lr=0.01)
+    for t in range(2):
+        a.step(closure_for(model, batches[t]))
+        b.step(closure_for(twin, batches[t]))
+    assert not torch.allclose(a.last_step.omega, b.last_step.omega)
+    with pytest.raises(ConfigError, match="normalization"):
+        go.LookSAM(model.parameters(), normalization="layer")
 
 
 def test_aesam_matches_reference_and_takes_both_kinds_of_step():

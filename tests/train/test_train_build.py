@@ -24,7 +24,8 @@ def test_anchor_schedule_of_each_method():
 
 #: (method settings, ρ-schedule settings) given to every optimizer that has them, and where they land.
 SETTINGS = {"rho": 0.2, "beta": 0.5, "k": 4, "eta": 0.03, "alpha": 0.4, "delta": 0.8, "c1": -0.5, "c2": 0.5,
-            "p": 0.3, "seed": 5, "radius": 0.1, "scale_grad_by_loss": False, "gamma": 0.5, "step_size": 1}
+            "p": 0.3, "seed": 5, "radius": 0.1, "scale_grad_by_loss": False, "gamma": 0.5, "step_size": 1,
+            "scale_biases": True, "normalization": "per-tensor"}
 
 
 @pytest.mark.parametrize("name", method_names())
@@ -121,3 +122,13 @@ def test_record_sets_threads_and_restores_them(regression_csv, tmp_path):
         assert seen[3:] == [2, 2, 2]
     finally:
         torch.set_num_threads(before)
+
+
+def test_asam_in_a_run_finds_the_weights_by_name():
+    """The record loop hands the sharpness-aware methods named parameters: ASAM's released rule
+    (T = |θ| + η where "weight" is in the name) then holds, LayerNorm scales included."""
+    model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.LayerNorm(4), torch.nn.Linear(4, 1))
+    asam, _ = build_optimizer(RecordConfig(optimizer="asam"), model, steps_per_epoch=5)
+    assert asam.scaled == tuple("weight" in name for name, _ in model.named_parameters())
+    adam, _ = build_optimizer(RecordConfig(optimizer="adam"), model, steps_per_epoch=5)
+    assert "param_names" not in adam.param_groups[0]  # a plain optimizer keeps its usual state dict

@@ -21,7 +21,9 @@ USES = {
     "--anchor-every-epochs": {"graphsam", "sam-one-epoch"},
     "--k": {"sam-k", "looksam"},
     "--eta": {"asam"},
+    "--scale-biases": {"asam"},
     "--alpha": {"looksam"},
+    "--normalization": {"looksam"},
     "--delta": {"ae-sam"},
     "--c1": {"ae-sam"},
     "--c2": {"ae-sam"},
@@ -32,7 +34,7 @@ USES = {
 }
 VALUES = {"--rho": 0.1, "--gamma": 0.7, "--rho-step": 2, "--beta": 0.9, "--anchor-every-epochs": 2, "--k": 4,
           "--eta": 0.2, "--alpha": 0.3, "--delta": 0.5, "--c1": -2.0, "--c2": 2.0, "--p": 0.25, "--rst-seed": 7,
-          "--radius": 0.3, "--scale-grad-by-loss": False}
+          "--radius": 0.3, "--scale-grad-by-loss": False, "--scale-biases": True, "--normalization": "per-tensor"}
 
 
 def test_every_method_flag_is_known_to_this_test():
