@@ -195,9 +195,9 @@ class Method:
     def make_schedule(self, values: Any = None) -> StepRhoConfig | None:
         """The ρ schedule's settings (``None`` for a method without one; given values are then an error)."""
         if not self.rho_schedule:
-            if values:
-                given = values if isinstance(values, Mapping) else {f.name: 0 for f in fields(StepRhoConfig)}
-                _refuse(self, [_flag_of(StepRhoConfig, name, {}) for name in given])
+            if values:  # a schedule given to a method without one
+                names = list(values) if isinstance(values, Mapping) else [f.name for f in fields(StepRhoConfig)]
+                _refuse(self, [_flag_of(StepRhoConfig, names[0], {})])
             return None
         return _make(StepRhoConfig, values, self, SCHEDULE_GROUP)
 
