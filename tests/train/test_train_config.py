@@ -93,6 +93,8 @@ def test_frozen():
     ({"save_vectors_every": 0}, "--save-vectors-every must be a positive"),
     ({"probe_exact_every": -1}, "--probe-exact-every must be a positive"),
     ({"optimizer": "adam", "probe_exact_every": 3}, "--probe-exact-every does not apply to optimizer 'adam'"),
+    ({"optimizer": "adam", "rho_schedule": {"gamma": 0.5}}, "--gamma does not apply to optimizer 'adam'"),
+    ({"optimizer": "graphsam-released", "rho_schedule": StepRhoConfig()}, "--rho-step does not apply"),
 ])
 def test_invalid_values_raise_config_errors(changes, fragment):
     with pytest.raises(ConfigError) as info:
