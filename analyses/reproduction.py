@@ -32,12 +32,10 @@ import numpy as np
 
 from analyses.paper import PAPER_ATTENTION_ENTROPY, PAPER_CONSISTENT_PCT, PAPER_EXACT_AGREEMENT_PCT, canonical_optimizer
 from analyses.runs import MissingDataError, step_column
+from analyses.study import ENTRIES
 
-#: Display order and names of the study's optimizers.
-OPTIMIZERS: dict[str, str] = {
-    "adam": "Adam", "sam": "SAM", "graphsam": "GraphSAM", "sam-one": "SAM-One", "sam-k": "SAM-k",
-    "graphsam-released": "GraphSAM (released code)",
-}
+#: Display order and names of the study's runs, by label (analyses.study.ENTRIES; names from the registry).
+OPTIMIZERS: dict[str, str] = {label: entry.display_name for label, entry in ENTRIES.items()}
 #: The throughput ratio of GraphSAM to SAM the paper reports (Tables 2 and 7).
 PAPER_GRAPHSAM_VS_SAM = (1.21, 1.55)
 

@@ -2,11 +2,24 @@
 
 Wang et al., "Efficient Sharpness-Aware Minimization for Molecular Graph Transformer Models",
 ICLR 2024 (arXiv 2406.13137). The study trains the graph transformer on MoleculeNet datasets with
-Adam, SAM and GraphSAM (the paper's Tables 1–2), SAM-One and SAM-k (its Observation 2) and the
-authors' released GraphSAM code (``graphsam-released``), several seeds each, every run recorded
-with the exact-ε probe; then it draws 1-D landscapes with λ_max around the Adam, SAM and GraphSAM
-minima of each (dataset, seed). :mod:`analyses.reproduction` turns the results into
-docs/reproduction.md's tables and figures.
+the settings of :data:`ENTRIES`, several seeds each, every run recorded with the exact-ε probe;
+then it draws 1-D landscapes with λ_max around the Adam, SAM and GraphSAM minima of each
+(dataset, seed). :mod:`analyses.reproduction` turns the results into docs/reproduction.md's
+tables and figures.
+
+The plan (the paper's §5, Table 1, Table 8 and Observation 2):
+
+- ``adam``: the base optimizer alone;
+- ``sam``: the paper's SAM baseline, with the *same* ρ scheduler as GraphSAM,
+  ρ = 0.05·0.5^⌊epoch/1⌋ — the paper's Table 8 "scheduler" rows equal its Table 1 SAM numbers;
+- ``sam-constant-rho``: Foret et al.'s SAM with a constant ρ = 0.05 (γ = 1), an extra row;
+- ``graphsam``: ρ = 0.05, β = 0.99, γ = 0.5, λ = 1 (the paper's defaults);
+- ``sam-one`` (ε computed once for the whole run, as the paper defines it) and ``sam-k`` (k = 8):
+  the ablations of Observation 2, with GraphSAM's ρ schedule;
+- ``graphsam-released``: the authors' released code, which compounds its own ρ and radius.
+
+(`gradscope record --optimizer sam` decays ρ by ``--gamma`` (default 0.5) every ``--rho-step``
+epochs, as every method with a ρ schedule does; the study spells the schedule out for each run.)
 
 Two sizes: ``cpu`` (the ``small`` model, 15 epochs, 3 seeds, BBBP and ESOL — what a 2-core
 machine finishes in about an hour with two jobs) and ``full`` (the ``compt`` model, 30 epochs as
@@ -32,24 +45,74 @@ from pathlib import Path
 
 #: Hyperparameters of the paper (§5 and Appendix): ρ = 0.05, β = 0.99, γ = 0.5, λ = 1.
 PAPER_RHO, PAPER_BETA, PAPER_GAMMA, PAPER_LAMBDA = 0.05, 0.99, 0.5, 1
+#: GraphSAM's ρ schedule ρ = ρ₀·γ^⌊epoch/λ⌋, which the paper's SAM baseline and ablations share.
+PAPER_SCHEDULE = ("--gamma", str(PAPER_GAMMA), "--rho-step", str(PAPER_LAMBDA))
 
-#: Per optimizer, the ``gradscope record`` flags of the study. SAM keeps ρ constant (Foret et
-#: al.'s SAM, the paper's baseline); GraphSAM decays ρ by γ every λ epochs as the paper does, and
-#: SAM-One / SAM-k share that schedule because they are GraphSAM's ablations (Observation 2).
-#: The released code compounds its own ρ and radius (see gradscope.optim.released).
-OPTIMIZER_FLAGS: dict[str, tuple[str, ...]] = {
-    "adam": (),
-    "sam": ("--rho", str(PAPER_RHO), "--gamma", "1"),
-    "graphsam": ("--rho", str(PAPER_RHO), "--beta", str(PAPER_BETA), "--gamma", str(PAPER_GAMMA),
-                 "--rho-step", str(PAPER_LAMBDA)),
-    "sam-one": ("--rho", str(PAPER_RHO), "--gamma", str(PAPER_GAMMA), "--rho-step", str(PAPER_LAMBDA)),
-    "sam-k": ("--rho", str(PAPER_RHO), "--gamma", str(PAPER_GAMMA), "--rho-step", str(PAPER_LAMBDA), "--k", "8"),
-    "graphsam-released": ("--rho", str(PAPER_RHO), "--beta", str(PAPER_BETA), "--gamma", str(PAPER_GAMMA),
-                          "--rho-step", str(PAPER_LAMBDA)),
-}
+
+@dataclass(frozen=True)
+class StudyEntry:
+    """One optimizer setting of the study: a registry method with the study's `gradscope record` flags.
+
+    ``label`` names the runs (``runs/<dataset>-<label>-s<seed>``); ``note`` tells a setting apart
+    from the method's plain name in tables (the display name comes from the optimizer registry).
+    """
+
+    label: str
+    optimizer: str
+    flags: tuple[str, ...] = ()
+    note: str = ""
+
+    @property
+    def display_name(self) -> str:
+        from gradscope.optim.registry import display_name
+
+        name = display_name(self.optimizer)
+        return f"{name} ({self.note})" if self.note else name
+
+    def config(self):
+        """The optimizer part of the runs' configuration (a RecordConfig with the study's flags)."""
+        from gradscope.cli import build_parser
+        from gradscope.cli.record import config_from_args
+
+        return config_from_args(build_parser().parse_args(["record", "--optimizer", self.optimizer, *self.flags]))
+
+
+#: The study's optimizer settings, in the order of its tables (see the module docstring).
+ENTRIES: dict[str, StudyEntry] = {e.label: e for e in (
+    StudyEntry("adam", "adam"),
+    StudyEntry("sam", "sam", ("--rho", str(PAPER_RHO), *PAPER_SCHEDULE)),
+    StudyEntry("sam-constant-rho", "sam", ("--rho", str(PAPER_RHO), "--gamma", "1"), note="constant ρ"),
+    StudyEntry("graphsam", "graphsam", ("--rho", str(PAPER_RHO), "--beta", str(PAPER_BETA), *PAPER_SCHEDULE)),
+    StudyEntry("sam-one", "sam-one", ("--rho", str(PAPER_RHO), *PAPER_SCHEDULE)),
+    StudyEntry("sam-k", "sam-k", ("--rho", str(PAPER_RHO), *PAPER_SCHEDULE, "--k", "8")),
+    StudyEntry("graphsam-released", "graphsam-released",
+               ("--rho", str(PAPER_RHO), "--beta", str(PAPER_BETA), "--gamma", str(PAPER_GAMMA),
+                "--rho-step", str(PAPER_LAMBDA))),
+)}
 
 #: The minima whose landscapes Fig. 2 compares.
 LANDSCAPE_OPTIMIZERS: tuple[str, ...] = ("adam", "sam", "graphsam")
+
+
+def entry_of(config: dict) -> StudyEntry | None:
+    """The study entry a run's stored configuration (config.json, ``trace.config``) belongs to, or None.
+
+    Run identity from the run itself: the optimizer and its settings must be those the entry's
+    flags give (configurations of older versions are read as :class:`RecordConfig` reads them).
+    """
+    from gradscope.errors import GradscopeError
+    from gradscope.train.config import RecordConfig
+
+    try:
+        stored = RecordConfig.from_dict(config)
+    except GradscopeError:
+        return None
+    for entry in ENTRIES.values():
+        wanted = entry.config()
+        if (stored.optimizer, stored.optimizer_settings, stored.rho_schedule) == \
+                (wanted.optimizer, wanted.optimizer_settings, wanted.rho_schedule):
+            return entry
+    return None
 
 
 @dataclass(frozen=True)
@@ -81,17 +144,21 @@ class StudyRun:
     """One training run of the study."""
 
     dataset: str
-    optimizer: str
+    optimizer: str  # the label of its entry in ENTRIES
     seed: int
 
     @property
     def name(self) -> str:
         return f"{self.dataset}-{self.optimizer}-s{self.seed}"
 
+    @property
+    def entry(self) -> StudyEntry:
+        return ENTRIES[self.optimizer]
 
-def plan(size: Size, optimizers: Sequence[str] = tuple(OPTIMIZER_FLAGS)) -> list[StudyRun]:
+
+def plan(size: Size, labels: Sequence[str] = tuple(ENTRIES)) -> list[StudyRun]:
     """Every run of the study, the cheapest datasets' runs first within each seed."""
-    return [StudyRun(d, o, s) for s in size.seeds for d in size.datasets for o in optimizers]
+    return [StudyRun(d, o, s) for s in size.seeds for d in size.datasets for o in labels]
 
 
 def data_dir() -> Path | None:
@@ -102,10 +169,13 @@ def data_dir() -> Path | None:
 
 def record_args(run: StudyRun, size: Size, run_dir: Path) -> list[str]:
     """The ``gradscope record`` arguments of one run (a fresh start)."""
-    args = ["--dataset", run.dataset, "--optimizer", run.optimizer, "--model", size.model,
+    from gradscope.optim.registry import get_method
+
+    entry = run.entry
+    args = ["--dataset", run.dataset, "--optimizer", entry.optimizer, "--model", size.model,
             "--epochs", str(size.epochs), "--seed", str(run.seed), "--split", "random",
-            "--out", str(run_dir), "--quiet", *OPTIMIZER_FLAGS[run.optimizer]]
-    if run.optimizer != "adam":  # Adam has no ε to compare with the exact gradient
+            "--out", str(run_dir), "--quiet", *entry.flags]
+    if not get_method(entry.optimizer).plain:  # a plain optimizer has no ε to compare with the exact gradient
         args += ["--probe-exact-every", str(size.probe_every)]
     local = data_dir()
     if local is not None and (local / f"{run.dataset}.csv").is_file():
@@ -144,6 +214,9 @@ def train(run: StudyRun, size: Size, root: Path) -> tuple[StudyRun, str, float]:
     """Train one run (skip when done, resume when interrupted); returns (run, outcome, seconds)."""
     run_dir = root / "runs" / run.name
     log = root / "logs" / f"{run.name}.log"
+    other = _other_setting(run, run_dir)
+    if other:
+        return run, f"failed ({run_dir} holds a run with other settings ({other}); move it away)", 0.0
     done = epochs_done(run_dir)
     if done >= size.epochs:
         return run, "done before", 0.0
@@ -155,6 +228,21 @@ def train(run: StudyRun, size: Size, root: Path) -> tuple[StudyRun, str, float]:
     code = _gradscope(args, log, size.threads)
     outcome = "trained" if code == 0 else f"failed (exit {code}, see {log})"
     return run, outcome, time.perf_counter() - start
+
+
+def _other_setting(run: StudyRun, run_dir: Path) -> str | None:
+    """What the run already in ``run_dir`` is, when it is not ``run``'s entry (e.g. the constant-ρ
+    SAM that older versions of the study wrote to ``<dataset>-sam-s<seed>``); None when it fits or is absent."""
+    import json
+
+    stored = run_dir / "config.json"
+    if not stored.is_file():
+        return None
+    config = json.loads(stored.read_text())
+    found = entry_of(config)
+    if found is run.entry:
+        return None
+    return found.display_name if found is not None else f"optimizer {config.get('optimizer')!r}, other settings"
 
 
 def landscape(dataset: str, seed: int, size: Size, root: Path) -> tuple[str, str, float]:

@@ -1,12 +1,22 @@
-"""`gradscope record`: train a molecular graph transformer and record its gradient dynamics."""
+"""`gradscope record`: train a molecular graph transformer and record its gradient dynamics.
+
+The parser is built from two sources and copies nothing by hand: the fields of
+:class:`~gradscope.train.config.RecordConfig` (each field with a help text is the flag of the same
+name, ``max_atoms`` ↔ ``--max-atoms``; its metadata gives help, group and choices) and the
+optimizer registry (each method's settings, with their defaults and meanings, and the ρ
+schedule's). Every flag's default is None, so ``config_from_args`` passes only what was given and
+the dataclasses fill in their own defaults; a method setting given for a method that does not
+use it is an error.
+"""
 from __future__ import annotations
 
 import argparse
 import sys
+import typing
 import warnings
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 from gradscope.cli import add_common_flags
 from gradscope.errors import GradscopeError
@@ -24,98 +34,160 @@ then:
   gradscope plot obs1 RUN --out obs1.png      gradscope report RUN --out report.html
   gradscope landscape RUN --dim 1 --out RUN/landscape
 """
+METHOD_GROUP = "optimizer settings (each flag applies to the optimizers in [brackets]; given for another, an error)"
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    from gradscope.train.config import GROUPS
+
     p = sub.add_parser(
         "record", help="train with an instrumented optimizer and write trace.h5 + checkpoints",
         description="Train a molecular graph transformer with an instrumented (sharpness-aware) optimizer and "
                     "record ε_t, ω_t, their norms, changes and cosines to DIR/trace.h5.",
-        epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
-    d = p.add_argument_group("data")
-    d.add_argument("--data", metavar="FILE", help="a CSV file (any file with a SMILES column); with --dataset NAME, "
-                   "a local copy of that MoleculeNet dataset")
-    d.add_argument("--dataset", metavar="NAME", help="a MoleculeNet dataset (bbbp, tox21, sider, clintox, esol, "
-                   "lipophilicity, bace, freesolv, qm7, qm8) or demo; downloaded when not cached")
-    d.add_argument("--smiles-column", metavar="COL")
-    d.add_argument("--targets", metavar="A,B", help="label columns (default: inferred)")
-    d.add_argument("--task", choices=("classification", "regression"))
-    d.add_argument("--split", choices=("random", "scaffold"), default="random")
-    d.add_argument("--max-atoms", type=int, default=100, help="skip larger molecules (default 100)")
-    o = p.add_argument_group("optimization")
-    o.add_argument("--optimizer", default="graphsam", help="adam, sam, asam, graphsam, graphsam-released, sam-one, "
-                   "sam-k, looksam, ae-sam, rst (default graphsam)")
-    o.add_argument("--base-optimizer", default="adam", choices=("adam", "adamw", "sgd"))
-    o.add_argument("--lr", type=float, default=1e-3, help="learning rate of the base optimizer (default 1e-3)")
-    o.add_argument("--weight-decay", type=float, default=0.0)
-    o.add_argument("--lr-schedule", choices=("constant", "noam"), default="constant",
-                   help="noam: linear warm-up, then 1/sqrt(step) decay (stepped every optimizer step)")
-    o.add_argument("--warmup-epochs", type=float, default=2.0, help="Noam warm-up length (default 2)")
-    o.add_argument("--rho", type=float, help="perturbation radius ρ (default 0.05; asam 0.5, as its ρ scales with |θ|; every optimizer but adam)")
-    o.add_argument("--beta", type=float, help="moving-average β of ε (default 0.99; graphsam, graphsam-released)")
-    o.add_argument("--gamma", type=float, help="ρ decay γ per --rho-step epochs (default 0.5; all but adam)")
-    o.add_argument("--rho-step", type=int, help="λ: epochs between ρ decays (default 1; all but adam)")
-    o.add_argument("--anchor-every", type=int,
-                   help="K: re-anchor ε (exact gradient) every K epochs, GraphSAM-K (default 1; graphsam, sam-one)")
-    o.add_argument("--k", type=int, help="steps between exact ε: sam-k (default 8), looksam (default 5)")
-    o.add_argument("--epochs", type=int, default=None, help="default 4 (demo-sized); with --resume, extend to N")
-    o.add_argument("--batch-size", type=int, default=32, help="the global batch, split over torchrun ranks (default 32)")
-    o.add_argument("--early-stopping", type=int, metavar="N", help="stop after N epochs without a better val metric")
-    r = p.add_argument_group("model, device, output")
-    r.add_argument("--model", choices=("tiny", "small", "compt"), default="small")
-    r.add_argument("--seed", type=int, default=0)
-    r.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:N")
-    r.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
-                   help="bf16: forward passes under autocast (CPU and GPU); weights and optimizer stay fp32")
-    r.add_argument("--threads", type=int, metavar="N",
-                   help="CPU threads for torch (default: 1 for the tiny and small models, torch's default for compt)")
+        epilog=_optimizer_list() + "\n" + EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    groups = {name: p.add_argument_group(name) for name in GROUPS[:2]}
+    method_group = p.add_argument_group(METHOD_GROUP)
+    groups.update({name: p.add_argument_group(name) for name in GROUPS[2:]})
+    _add_config_flags(groups)
+    _add_method_flags(method_group)
+    r = groups["model, device, output"]
     r.add_argument("--out", metavar="DIR", help="run directory (default runs/<dataset>-<optimizer>)")
     r.add_argument("--resume", metavar="DIR", help="continue the run in DIR from its last checkpoint")
     r.add_argument("--overwrite", action="store_true", help="replace the run already in --out")
-    t = p.add_argument_group("recording")
-    t.add_argument("--layers", action="store_true", help="also record per-tensor ‖ε‖ and ‖ω‖")
-    t.add_argument("--probe-exact-every", type=int, metavar="M",
-                   help="every M steps compare ε with the exact gradient (one extra pass)")
-    t.add_argument("--save-vectors-every", type=int, metavar="K", help="store full ε_t and ω_t every K steps")
-    t.add_argument("--flush-every", type=int, default=64, help="steps between trace writes (default 64)")
     add_common_flags(p)
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, deprecated_flags=())
 
 
+# -- the parser, from RecordConfig and the registry -------------------------------------------------
+def _add_config_flags(groups: dict[str, argparse._ArgumentGroup]) -> None:
+    """One flag per RecordConfig field with a help text (see gradscope.train.config.flag)."""
+    from gradscope.optim.registry import method_names
+    from gradscope.train.config import RecordConfig, cli_fields
+
+    hints = typing.get_type_hints(RecordConfig)
+    for f in cli_fields():
+        meta, kind = f.metadata, _scalar(hints[f.name])
+        text = meta["help"]
+        if f.name == "optimizer":
+            text += ": " + ", ".join(method_names())
+        kw: dict[str, Any] = {"dest": f.name, "default": None, "help": _escape(_with_default(text, f.default))}
+        if kind is bool:
+            kw.update(action="store_true", default=False)
+        else:
+            kw.update(type=meta["parse"] or kind, choices=meta["choices"], metavar=meta["metavar"])
+        groups[meta["group"]].add_argument("--" + f.name.replace("_", "-"), **kw)
+
+
+def _add_method_flags(group: argparse._ArgumentGroup) -> None:
+    """One flag per optimizer setting (shared by every method that has a setting of that flag)."""
+    for flag, uses in _method_options().items():
+        option = uses[0][1]
+        kw: dict[str, Any] = {"dest": option.dest, "default": None, "help": _escape(_method_help(uses))}
+        if option.type is bool:
+            kw["action"] = argparse.BooleanOptionalAction
+        elif option.choices:
+            kw.update(type=option.type, choices=option.choices)
+        else:
+            kw.update(type=option.type, metavar=option.flag.lstrip("-").upper().replace("-", "_"))
+        try:
+            group.add_argument(flag, **kw)
+            for old in option.deprecated_flags:
+                group.add_argument(old, dest=option.dest, default=None, help=argparse.SUPPRESS,
+                                   action=_Deprecated, replacement=flag, nargs=None if option.type is bool else 1,
+                                   type=option.type)
+        except argparse.ArgumentError as exc:  # a plugin's flag that is taken: say so, keep the CLI working
+            warnings.warn(f"optimizer setting {flag} is not shown on the command line: {exc}", stacklevel=2)
+
+
+def _method_options() -> dict[str, list]:
+    """flag → [(method, option)] over every registered method, in registry order."""
+    from gradscope.optim.registry import methods
+
+    by_flag: dict[str, list] = {}
+    for method in methods():
+        for option in method.options():
+            by_flag.setdefault(option.flag, []).append((method, option))
+    return by_flag
+
+
+def _method_help(uses: list) -> str:
+    """The meaning of a flag for each group of methods that share it, with their defaults."""
+    from gradscope.optim.registry import methods
+
+    by_text: dict[str, list] = {}
+    for method, option in uses:
+        by_text.setdefault(option.help or "(no description)", []).append((method.name, option.default))
+    everyone = [m.name for m in methods() if not m.plain]
+    parts = []
+    for text, pairs in by_text.items():
+        names = [name for name, _ in pairs]
+        who = "every sharpness-aware optimizer" if names == everyone else ", ".join(names)
+        defaults: dict[str, list[str]] = {}
+        for name, default in pairs:
+            defaults.setdefault(_show(default), []).append(name)
+        if len(defaults) == 1:
+            said = f"default {next(iter(defaults))}"
+        else:
+            said = "default " + "; ".join(f"{d} for {', '.join(ns)}" for d, ns in defaults.items())
+        parts.append(f"{text} [{who}; {said}]")
+    return " | ".join(parts)
+
+
+class _Deprecated(argparse.Action):
+    """A former spelling of a flag: stores into the new flag's setting and is announced by ``run``."""
+
+    def __init__(self, option_strings: list[str], dest: str, replacement: str, **kw: Any) -> None:
+        super().__init__(option_strings, dest, **kw)
+        self.replacement = replacement
+
+    def __call__(self, parser, namespace, values, option_string=None) -> None:  # noqa: ANN001
+        setattr(namespace, self.dest, values[0] if isinstance(values, list) else values)
+        namespace.deprecated_flags = (*namespace.deprecated_flags, (option_string, self.replacement))
+
+
+def _optimizer_list() -> str:
+    from gradscope.optim.registry import methods
+
+    lines = ["optimizers (--optimizer NAME; docs/optimizers.md):"]
+    lines += [f"  {m.name:<18} {m.summary}" for m in methods()]
+    return "\n".join(lines) + "\n"
+
+
+def _scalar(hint: Any) -> Any:
+    args = [a for a in typing.get_args(hint) if a is not type(None)]
+    if args and typing.get_origin(hint) is not tuple:
+        return _scalar(args[0]) if len(args) == 1 else hint
+    return hint
+
+
+def _with_default(text: str, default: Any) -> str:
+    return text if default is None or default is False or "default" in text else f"{text} (default {_show(default)})"
+
+
+def _show(value: Any) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def _escape(text: str) -> str:
+    return text.replace("%", "%%")
+
+
+# -- from the flags to a RecordConfig ---------------------------------------------------------------
 def config_from_args(args: argparse.Namespace):
     """The validated RecordConfig the flags describe (flags not applying to the optimizer are errors)."""
-    from gradscope.train.config import resolve_optimizer_settings
+    from gradscope.optim.registry import get_method
+    from gradscope.train.config import RecordConfig, cli_fields
 
-    optimizer = args.optimizer.lower()
-    given = {"rho": args.rho, "beta": args.beta, "gamma": args.gamma, "rho_step": args.rho_step,
-             "anchor_every": args.anchor_every, "k": args.k, "probe_exact_every": args.probe_exact_every}
-    settings = resolve_optimizer_settings(optimizer, given) if optimizer in _known_optimizers() else given
-    return _config(args, optimizer, settings)
-
-
-def _known_optimizers() -> tuple[str, ...]:
-    from gradscope.train.config import OPTIMIZERS
-
-    return OPTIMIZERS
-
-
-def _config(args, optimizer, settings):
-    from gradscope.train.config import RecordConfig
-
-    kw = {k: v for k, v in settings.items() if v is not None}
-    targets = tuple(t.strip() for t in args.targets.split(",") if t.strip()) if args.targets else None
-    return RecordConfig(
-        data=args.data, dataset=args.dataset, smiles_column=args.smiles_column, targets=targets, task=args.task,
-        max_atoms=args.max_atoms, optimizer=optimizer, base_optimizer=args.base_optimizer, lr=args.lr,
-        weight_decay=args.weight_decay, lr_schedule=args.lr_schedule, warmup_epochs=args.warmup_epochs,
-        epochs=args.epochs if args.epochs is not None else 4, batch_size=args.batch_size,
-        early_stopping=args.early_stopping, model=args.model, split=args.split, seed=args.seed,
-        device=args.device, precision=args.precision, threads=args.threads, layers=args.layers,
-        save_vectors_every=args.save_vectors_every, flush_every=args.flush_every, **kw)
+    values = {f.name: getattr(args, f.name) for f in cli_fields()
+              if getattr(args, f.name) is not None and getattr(args, f.name) is not False}
+    method = get_method(values.get("optimizer", RecordConfig.optimizer))
+    given = {flag: getattr(args, uses[0][1].dest) for flag, uses in _method_options().items()}
+    settings, schedule = method.split_flags(given)
+    return RecordConfig(**values, optimizer_settings=settings, rho_schedule=schedule or None)
 
 
 # flags that --resume accepts besides --epochs: the rest comes from the run's own config.json
-_RESUME_FLAGS = ("resume", "epochs", "out", "quiet", "debug", "func", "command")
+_RESUME_FLAGS = ("resume", "epochs", "out", "quiet", "debug", "func", "command", "deprecated_flags")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -133,6 +205,8 @@ def run(args: argparse.Namespace) -> int:
     else:
         config = config_from_args(args)
         out = Path(args.out) if args.out else Path("runs") / f"{_data_label(config)}-{config.optimizer}"
+    for old, new in args.deprecated_flags:  # (after the settings were accepted: an error stays one line)
+        print(f"gradscope: warning: {old} is deprecated; use {new} (same setting)", file=sys.stderr)
     with _one_line_warnings(enabled=not args.debug):
         result = record(config, out, resume=bool(args.resume), overwrite=args.overwrite, quiet=args.quiet)
     if not result.is_main:  # another rank of a torchrun job: rank 0 reports

@@ -107,3 +107,20 @@ class AESAM(SharpnessAware):
         super()._load_extra_state(extra)
         self._mu.copy_(extra["mu"])
         self._var.copy_(extra["var"])
+
+
+# -- registry declaration (gradscope.optim.registry) -----------------------------------------------
+from gradscope.optim.registry import Method, register  # noqa: E402  (the block declares the class above)
+
+register(Method(
+    name="ae-sam", display_name="AE-SAM", optimizer=AESAM, settings=AESAMConfig, rho_schedule=True,
+    summary="AE-SAM (Jiang et al. 2023): a SAM step where ‖g‖² is high for its recent history, else ERM",
+    help={
+        "delta": "δ in [0, 1): forgetting rate of the moving mean and variance of ‖g‖²",
+        "c1": "c₁: threshold at the first step; a SAM step when ‖g‖² ≥ μ + c_t·σ, c_t linear from c₁ to c₂",
+        "c2": "c₂: threshold at the last step of the run (c_t = c₁ + (c₂ − c₁)·t/T)",
+    },
+    # T is the run's length; the constant threshold c applies only without T, which a run always gives
+    from_run={"total_steps": lambda run: run.total_steps},
+    hidden=("c",),
+))

@@ -88,3 +88,19 @@ class ASAM(SAM):
         scale = self.rho / torch.linalg.vector_norm(eps_hat).clamp_min(TINY)
         eps_hat.mul_(t).mul_(scale)  # ρ T² ε / ‖T ε‖
         return self._eps_hat, torch.linalg.vector_norm(eps_hat)
+
+
+# -- registry declaration (gradscope.optim.registry) -----------------------------------------------
+from gradscope.optim.registry import Method, register  # noqa: E402  (the block declares the class above)
+
+register(Method(
+    name="asam", display_name="ASAM", optimizer=ASAM, settings=ASAMConfig, rho_schedule=True,
+    summary="ASAM (Kwon et al. 2021): SAM with the ascent scaled by T = |θ| + η; 2 passes per step",
+    help={
+        "rho": "radius ρ of the scale-invariant ascent ε̂ = ρ·T²ε/‖Tε‖₂, T = |θ| + η: it scales with |θ|, "
+               "hence a larger default than SAM's",
+        "eta": "η > 0: offset of the elementwise scale T = |θ| + η (keeps parameters at 0 perturbable)",
+        "scale_biases": "apply T to every parameter (gradscope's earlier rule) instead of to weights only, "
+                        "as the released ASAM code does",
+    },
+))

@@ -131,3 +131,26 @@ class GraphSAM(ReusedPerturbation):
     ) -> None:
         self.config = GraphSAMConfig(rho=rho, beta=beta)
         super().__init__(params, base_optimizer, rho=rho, beta=beta, anchor_every=None, **base_kwargs)
+
+
+# -- registry declaration (gradscope.optim.registry) -----------------------------------------------
+from gradscope.optim.registry import AnchorPeriod, Method, register  # noqa: E402  (declares the class above)
+
+
+@dataclass(frozen=True)
+class GraphSAMSettings(AnchorPeriod, GraphSAMConfig):
+    """GraphSAM's hyperparameters plus K, its anchor period in epochs (GraphSAM-K for K > 1)."""
+
+    def __post_init__(self) -> None:
+        GraphSAMConfig.__post_init__(self)
+        self.check_anchor_period()
+
+
+register(Method(
+    name="graphsam", display_name="GraphSAM", optimizer=GraphSAM, settings=GraphSAMSettings,
+    anchor="epochs", rho_schedule=True,
+    summary="GraphSAM (Wang et al. 2024): exact ε at each epoch's first step, then its moving average "
+            "(eq. 3); 1 pass per step, 2 at anchors",
+    help={"beta": "β in [0, 1): weight of the previous ε in the moving average "
+                  "ε ← β·ε + (1−β)·ω/‖ω‖ (paper eq. 3)"},
+))

@@ -130,3 +130,19 @@ class LookSAM(SharpnessAware):
     def _load_extra_state(self, extra: dict[str, Any]) -> None:
         super()._load_extra_state(extra)
         self._gv.data.copy_(extra["gv"])
+
+
+# -- registry declaration (gradscope.optim.registry) -----------------------------------------------
+from gradscope.optim.registry import Method, register  # noqa: E402  (the block declares the class above)
+
+register(Method(
+    name="looksam", display_name="LookSAM", optimizer=LookSAM, settings=LookSAMConfig, rho_schedule=True,
+    summary="LookSAM (Liu et al. 2022): a SAM step every k steps, its sharpness direction reused in between",
+    help={
+        "k": "optimizer steps between two SAM steps (t ≡ 0 mod k); the steps in between reuse its direction g_v",
+        "alpha": "α: weight of the reused direction, ω = g + α·(‖g‖/‖g_v‖)·g_v",
+        "normalization": "global: g_v's projection and ‖g‖/‖g_v‖ over all parameters (the paper's Algorithm 1); "
+                         "per-tensor: per parameter tensor (the LookSAM code the GraphSAM authors ran)",
+    },
+    choices={"normalization": NORMALIZATIONS},
+))

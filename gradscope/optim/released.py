@@ -161,3 +161,24 @@ class GraphSAMReleased(SharpnessAware):
         super()._load_extra_state(extra)
         self.radius = float(extra["radius"])
         self._h.data.copy_(extra["h"])
+
+
+# -- registry declaration (gradscope.optim.registry) -----------------------------------------------
+from gradscope.optim.registry import Method, register  # noqa: E402  (the block declares the class above)
+
+register(Method(
+    name="graphsam-released", display_name="GraphSAM (released code)", optimizer=GraphSAMReleased,
+    settings=GraphSAMReleasedConfig, epoch_step=True,
+    summary="what the GraphSAM authors' released code computes (not the paper's algorithm): per-tensor "
+            "clipped ascent, ρ and radius compounded at each epoch start",
+    help={
+        "rho": "ρ of the released ascent ρ·θ²·h/‖|θ|·g‖ (at anchors), compounded at every epoch start",
+        "radius": "each tensor's perturbation is clipped to this norm (compounded like ρ)",
+        "beta": "β in [0, 1]: weight of the previous h in the per-tensor moving average "
+                "h ← β·h + (1−β)·ω/‖ω + 1e-8‖",
+        "gamma": "γ > 0: at every λ-th epoch start ρ and radius are multiplied by γ^(epoch/λ), as released",
+        "step_size": "λ: epochs between the released code's compounding steps of ρ and radius",
+        "scale_grad_by_loss": "multiply ω by the perturbed loss, as the released loss.backward(loss) does",
+    },
+    flags={"step_size": "--rho-step"},  # the flag of λ, as for the other methods' ρ schedule
+))

@@ -70,3 +70,17 @@ class RST(SharpnessAware):
         super()._load_extra_state(extra)
         version, internal, gauss = extra["rng"]
         self._rng.setstate((version, tuple(internal), gauss))
+
+
+# -- registry declaration (gradscope.optim.registry) -----------------------------------------------
+from gradscope.optim.registry import Method, register  # noqa: E402  (the block declares the class above)
+
+register(Method(
+    name="rst", display_name="RST", optimizer=RST, settings=RSTConfig, rho_schedule=True,
+    summary="RST (Zhao et al. 2022): a SAM step with probability p, else ERM",
+    help={
+        "p": "p in [0, 1]: probability that a step is a SAM step (2 passes), else ERM (1 pass)",
+        "seed": "seed of RST's own coin generator (independent of --seed)",
+    },
+    flags={"seed": "--rst-seed"},  # --seed is the run's
+))

@@ -49,3 +49,12 @@ class SAM(SharpnessAware):
     def _sharpness_step(self, closure: Closure) -> Outcome:
         loss = self._gradient(closure, into=self._eps)
         return self._sam_update(closure, self._eps, loss)
+
+
+# -- registry declaration (gradscope.optim.registry) -----------------------------------------------
+from gradscope.optim.registry import Method, register  # noqa: E402  (the block declares the class above)
+
+register(Method(
+    name="sam", display_name="SAM", optimizer=SAM, settings=SAMConfig, rho_schedule=True,
+    summary="SAM (Foret et al. 2021): exact ε every step; 2 passes per step",
+))

@@ -44,3 +44,13 @@ class SAMK(ReusedPerturbation):
     ) -> None:
         self.config = SAMKConfig(rho=rho, k=k)
         super().__init__(params, base_optimizer, rho=rho, beta=1.0, anchor_every=k, **base_kwargs)
+
+
+# -- registry declaration (gradscope.optim.registry) -----------------------------------------------
+from gradscope.optim.registry import Method, register  # noqa: E402  (the block declares the class above)
+
+register(Method(
+    name="sam-k", display_name="SAM-k", optimizer=SAMK, settings=SAMKConfig, rho_schedule=True,
+    summary="SAM-k (GraphSAM paper's baseline): exact ε every k steps, reused unchanged in between",
+    help={"k": "optimizer steps between two exact ε (steps t ≡ 0 mod k); ε is reused unchanged in between"},
+))

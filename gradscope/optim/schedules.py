@@ -5,7 +5,7 @@ GraphSAM (Wang et al., ICLR 2024, Sec. 4.2) decays ρ in steps over epochs:
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from gradscope.errors import ConfigError
@@ -15,14 +15,26 @@ from gradscope.optim.core import SharpnessAware
 
 @dataclass(frozen=True)
 class StepRhoConfig:
-    """``step_size`` λ ≥ 1 (epochs per decay), ``gamma`` γ > 0 (factor per decay)."""
+    """``step_size`` λ ≥ 1 (epochs per decay), ``gamma`` γ in (0, 1] (factor per decay; 1 keeps ρ).
 
-    step_size: int = 1
-    gamma: float = 0.5
+    `gradscope record` shows them as ``--rho-step`` and ``--gamma`` (the ``flag`` metadata).
+    """
+
+    step_size: int = field(default=1, metadata={
+        "flag": "--rho-step", "help": "λ: epochs between two decays of ρ (ρ = ρ₀·γ^⌊epoch/λ⌋)"})
+    gamma: float = field(default=0.5, metadata={
+        "help": "γ: factor of each decay of ρ, in (0, 1] (ρ = ρ₀·γ^⌊epoch/λ⌋; 1 keeps ρ constant)"})
 
     def __post_init__(self) -> None:
         check_positive_int("step_size", self.step_size)
-        check_positive("gamma", self.gamma)
+        check_decay_factor("gamma", self.gamma)
+
+
+def check_decay_factor(name: str, value: float) -> None:
+    """A decay factor lies in (0, 1]: ρ shrinks (or, with 1, stays); it never grows."""
+    check_positive(name, value)
+    if value > 1:
+        raise ConfigError(f"{name} must lie in (0, 1] (a decay factor; 1 keeps ρ constant), got {value!r}")
 
 
 class StepRho:

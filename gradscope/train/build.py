@@ -1,9 +1,10 @@
 """Building a run's parts from its configuration, and rebuilding them from a checkpoint.
 
 ``build_data`` resolves the dataset and split; ``build_model_for`` sizes the graph transformer
-to the featurizer; ``build_optimizer`` maps the configuration to an optimizer and its ρ
-schedule. ``load_run`` rebuilds model, data and split from a checkpoint alone, which is what
-``gradscope landscape`` and the attention heat map need.
+to the featurizer; ``build_optimizer`` builds the optimizer and its ρ schedule as the method's
+registry entry declares them. ``load_run`` rebuilds model, data and split from a checkpoint
+alone (read by :meth:`Checkpoint.read`), which is what ``gradscope landscape`` and the attention
+heat map need.
 """
 from __future__ import annotations
 
@@ -18,8 +19,8 @@ import torch
 from gradscope.chem import DatasetSpec, GraphBatch, MoleculeDataset, Standardizer, load_dataset, make_split
 from gradscope.errors import GradscopeError
 from gradscope.models import ModelConfig, build_model
-from gradscope.optim import StepRho, make_optimizer
-from gradscope.train.checkpoint import find_checkpoint, load_checkpoint
+from gradscope.optim.registry import RunInfo, get_method
+from gradscope.train.checkpoint import Checkpoint, find_checkpoint
 from gradscope.train.config import RecordConfig
 
 Split = dict[str, np.ndarray]
@@ -129,35 +130,22 @@ def build_model_for(config: RecordConfig, dataset: MoleculeDataset) -> torch.nn.
 
 
 def build_optimizer(config: RecordConfig, model: torch.nn.Module, steps_per_epoch: int):
-    """The optimizer and its ρ schedule (None for Adam and the released GraphSAM, which
-    compounds ρ itself at each epoch start)."""
+    """The optimizer and its ρ schedule (None for methods without one), as the registry declares them."""
     base_kwargs: dict[str, Any] = {"lr": config.lr}
     if config.weight_decay:
         base_kwargs["weight_decay"] = config.weight_decay
-    params = [p for p in model.parameters() if p.requires_grad]
-    name = config.optimizer
-    if name == "adam":
-        base = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "sgd": torch.optim.SGD}[config.base_optimizer]
-        return base(params, **base_kwargs), None
-    kw: dict[str, Any] = {"rho": config.rho}
-    if name == "graphsam":
-        kw["beta"] = config.beta
-    elif name == "graphsam-released":
-        kw.update(beta=config.beta, gamma=config.gamma, step_size=config.rho_step)
-    elif name in ("sam-k", "looksam") and config.k is not None:
-        kw["k"] = config.k
-    elif name == "ae-sam":
-        kw["total_steps"] = steps_per_epoch * config.epochs
-    optimizer = make_optimizer(name, params, config.base_optimizer, **kw, **base_kwargs)
-    schedule = None if name == "graphsam-released" else StepRho(optimizer, step_size=config.rho_step,
-                                                                gamma=config.gamma)
-    return optimizer, schedule
+    method = get_method(config.optimizer)
+    # named for the sharpness-aware methods: ASAM's released rule finds the weights by name
+    named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    params = [p for _, p in named] if method.plain else named
+    optimizer = method.build(params, config.optimizer_settings, base=config.base_optimizer,
+                             run=RunInfo(steps_per_epoch, config.epochs), **base_kwargs)
+    return optimizer, method.build_rho_schedule(optimizer, config.rho_schedule)
 
 
 def anchors_at(config: RecordConfig, epoch: int) -> bool:
-    """Whether the loop calls ``anchor()`` at the start of ``epoch`` (GraphSAM-K: every K)."""
-    # graphsam-released anchors at every epoch start (its epoch_step does it in the record loop)
-    return config.optimizer in ("graphsam", "sam-one", "graphsam-released") and epoch % config.anchor_every == 0
+    """Whether the start of ``epoch`` anchors the optimizer (the registry's epoch policy)."""
+    return get_method(config.optimizer).anchors_at(config.optimizer_settings, epoch)
 
 
 # -- rebuilding from a checkpoint ---------------------------------------------------------------
@@ -169,12 +157,13 @@ class LoadedRun:
     data: Data
     config: RecordConfig
     model_config: ModelConfig
-    checkpoint: dict[str, Any]
+    checkpoint: Checkpoint
     path: Path
 
 
-def split_from_checkpoint(ckpt: dict[str, Any]) -> Split:
-    return {k: v.numpy().astype(np.int64) for k, v in ckpt["split"].items()}
+def split_from_checkpoint(ckpt: Checkpoint) -> Split:
+    """The run's split (kept for callers of older versions; ``Checkpoint.split_indices`` is the same)."""
+    return ckpt.split_indices()
 
 
 def load_run(path: str | Path, *, which: str = "best", data_path: str | None = None,
@@ -184,27 +173,23 @@ def load_run(path: str | Path, *, which: str = "best", data_path: str | None = N
     ``data_path`` replaces the stored dataset location (e.g. the run was made elsewhere).
     """
     ckpt_path = find_checkpoint(path, which)
-    ckpt = load_checkpoint(ckpt_path)
-    try:
-        config = RecordConfig.from_dict(ckpt["config"])
-        model_config = ModelConfig.from_dict(ckpt["model_config"])
-        spec = DatasetSpec.from_dict(ckpt["dataset"])
-    except KeyError as exc:
-        raise GradscopeError(f"{ckpt_path} lacks {exc.args[0]!r}; was it written by gradscope record?") from None
+    ckpt = Checkpoint.read(ckpt_path)
+    model_config = ModelConfig.from_dict(ckpt.model_config)
+    spec = DatasetSpec.from_dict(ckpt.dataset)
     if data_path is not None:
         spec = DatasetSpec.from_dict({**spec.to_dict(), "path": str(data_path)})
     elif spec.path is not None and not Path(spec.path).is_file():
         raise GradscopeError(
             f"the dataset of {ckpt_path} was {spec.path}, which is missing here; pass its location with --data FILE")
-    data = build_data(config, progress=progress, split=split_from_checkpoint(ckpt), spec=spec)
-    if data.dataset.source_sha256 != ckpt.get("dataset_sha256", data.dataset.source_sha256):
+    data = build_data(ckpt.config, progress=progress, split=ckpt.split_indices(), spec=spec)
+    if ckpt.dataset_sha256 is not None and data.dataset.source_sha256 != ckpt.dataset_sha256:
         raise GradscopeError(f"the dataset file differs from the one {ckpt_path} was trained on (content hash)")
-    if data.standardizer is not None and "standardizer" in ckpt:
-        data.standardizer = Standardizer.from_dict(ckpt["standardizer"])
+    if data.standardizer is not None and ckpt.standardizer is not None:
+        data.standardizer = Standardizer.from_dict(ckpt.standardizer)
     model = build_model(model_config)
     try:
-        model.load_state_dict(ckpt["model_state"])
+        model.load_state_dict(ckpt.model_state)
     except RuntimeError as exc:
         raise GradscopeError(f"{ckpt_path}: weights do not fit the stored model config: {str(exc).splitlines()[0]}") from None
     model.eval()
-    return LoadedRun(model, data, config, model_config, ckpt, ckpt_path)
+    return LoadedRun(model, data, ckpt.config, model_config, ckpt, ckpt_path)

@@ -3,13 +3,20 @@
 A checkpoint holds everything needed to rebuild exactly what the run saw and to continue it:
 the model config and weights, the dataset spec with its split indices (and the regression
 standardizer), the optimizer, LR-schedule and ρ-schedule state, the RNG states and the
-position in training. Only tensors and plain Python containers are stored, so
-``torch.load(path, weights_only=True)`` can read it without unpickling arbitrary code.
+position in training (:class:`~gradscope.train.state.RunState`). Only tensors and plain Python
+containers are stored, so ``torch.load(path, weights_only=True)`` can read it without
+unpickling arbitrary code.
+
+:class:`Checkpoint` is the typed form and :meth:`Checkpoint.read` the one reader (the resumed
+loop and :func:`gradscope.train.build.load_run` both use it). The file layout is the one
+checkpoints have always had (version 1): checkpoints of older gradscope versions load, their
+flat configuration keys included (:meth:`gradscope.train.config.RecordConfig.from_dict`).
 """
 from __future__ import annotations
 
 import os
 import random
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +24,8 @@ import numpy as np
 import torch
 
 from gradscope.errors import GradscopeError
+from gradscope.train.config import RecordConfig
+from gradscope.train.state import RunState
 
 FORMAT = "gradscope.checkpoint"
 VERSION = 1
@@ -51,6 +60,67 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         raise GradscopeError(
             f"{path} has checkpoint version {data['version']}, newer than this gradscope reads ({VERSION}); upgrade gradscope")
     return data
+
+
+@dataclass
+class Checkpoint:
+    """One checkpoint file's content, typed (see the module docstring)."""
+
+    config: RecordConfig
+    model_config: dict[str, Any]
+    model_state: dict[str, torch.Tensor]
+    dataset: dict[str, Any]
+    split: dict[str, torch.Tensor]
+    optimizer_state: dict[str, Any]
+    state: RunState
+    rng: dict[str, Any]
+    dataset_sha256: str | None = None
+    standardizer: dict[str, Any] | None = None
+    rho_schedule_state: dict[str, Any] | None = None
+    lr_schedule_state: dict[str, Any] | None = None
+    gradscope_version: str = ""
+    torch_version: str = ""
+
+    #: Keys every checkpoint written by `gradscope record` has.
+    REQUIRED = ("config", "model_config", "model_state", "dataset", "split", "optimizer_state", "epoch", "batch",
+                "step", "partial", "best", "rng")
+
+    def to_dict(self) -> dict[str, Any]:
+        """The payload of the file (``save_checkpoint`` adds ``format`` and ``version``)."""
+        return {
+            "config": self.config.to_dict(), "model_config": self.model_config, "model_state": self.model_state,
+            "dataset": self.dataset, "dataset_sha256": self.dataset_sha256, "split": self.split,
+            "standardizer": self.standardizer, "optimizer_state": self.optimizer_state,
+            "rho_schedule_state": self.rho_schedule_state, "lr_schedule_state": self.lr_schedule_state,
+            **self.state.to_dict(), "rng": self.rng, "gradscope_version": self.gradscope_version,
+            "torch_version": self.torch_version,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], source: str | Path = "checkpoint") -> "Checkpoint":
+        missing = [key for key in cls.REQUIRED if key not in data]
+        if missing:
+            raise GradscopeError(f"{source} lacks {missing[0]!r}; was it written by gradscope record?")
+        return cls(
+            config=RecordConfig.from_dict(data["config"]), model_config=dict(data["model_config"]),
+            model_state=data["model_state"], dataset=dict(data["dataset"]), split=dict(data["split"]),
+            optimizer_state=data["optimizer_state"], state=RunState.from_dict(data), rng=data["rng"],
+            dataset_sha256=data.get("dataset_sha256"), standardizer=data.get("standardizer"),
+            rho_schedule_state=data.get("rho_schedule_state"), lr_schedule_state=data.get("lr_schedule_state"),
+            gradscope_version=str(data.get("gradscope_version", "")), torch_version=str(data.get("torch_version", "")),
+        )
+
+    @classmethod
+    def read(cls, path: str | Path) -> "Checkpoint":
+        """Read and check a checkpoint file: the one reader of checkpoints."""
+        return cls.from_dict(load_checkpoint(path), path)
+
+    def save(self, path: str | Path) -> Path:
+        return save_checkpoint(path, self.to_dict())
+
+    def split_indices(self) -> dict[str, np.ndarray]:
+        """The train/val/test index arrays of the run's split."""
+        return {k: v.numpy().astype(np.int64) for k, v in self.split.items()}
 
 
 def find_checkpoint(path: str | Path, which: str = "best") -> Path:

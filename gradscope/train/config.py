@@ -3,6 +3,17 @@
 One frozen dataclass holds every choice a run makes; it validates itself on construction and is
 saved as ``config.json`` beside the trace (and inside each checkpoint), so a run can always be
 reproduced or resumed from its own directory.
+
+Each field is also a ``gradscope record`` flag of the same name (``max_atoms`` ↔ ``--max-atoms``):
+its help text, group and choices are the field's metadata, which :mod:`gradscope.cli.record`
+turns into the parser. The optimizer's own hyperparameters are ``optimizer_settings``, the
+settings dataclass its registry entry declares (:mod:`gradscope.optim.registry`), and
+``rho_schedule`` is the :class:`~gradscope.optim.StepRhoConfig` of methods whose ρ decays over
+epochs (None for the others); their flags come from the registry.
+
+Configurations written before the registry kept the optimizer's settings as flat keys (``rho``,
+``beta``, ``gamma``, ``rho_step``, ``anchor_every``, ``k``) and an ``extra`` dict that nothing
+read: :meth:`RecordConfig.from_dict` still reads them (see :func:`from_flat_keys`).
 """
 from __future__ import annotations
 
@@ -10,124 +21,129 @@ import dataclasses
 import json
 import math
 from dataclasses import dataclass, field, fields
-from typing import Any
+from typing import Any, Callable
 
 from gradscope.errors import ConfigError
+from gradscope.models.config import PRESETS
+from gradscope.optim.core import BASE_OPTIMIZERS
+from gradscope.optim.registry import get_method, method_by_former_name
+from gradscope.optim.schedules import StepRhoConfig
+from gradscope.probes.settings import RecorderSettings
+from gradscope.train.schedules import LR_SCHEDULES
 
-OPTIMIZERS = (
-    "adam", "sam", "asam", "graphsam", "graphsam-released", "sam-one", "sam-k", "looksam", "ae-sam", "rst",
-)
-BASE_OPTIMIZERS = ("adam", "adamw", "sgd")
-LR_SCHEDULES = ("constant", "noam")
 SPLITS = ("random", "scaffold")
-MODELS = ("tiny", "small", "compt")
 PRECISIONS = ("fp32", "bf16")
 TASKS = ("classification", "regression")
+#: The flag groups of `gradscope record --help`, in order (the optimizer's settings follow "optimization").
+GROUPS = ("data", "optimization", "model, device, output", "recording")
 
-# Which optimizer-specific settings apply to which optimizers. A flag given for an optimizer
-# that does not use it is an error (a typo'd experiment should not run silently).
-_SAM_FAMILY = tuple(o for o in OPTIMIZERS if o != "adam")
-APPLIES_TO: dict[str, tuple[str, ...]] = {
-    "rho": _SAM_FAMILY,
-    "gamma": _SAM_FAMILY,
-    "rho_step": _SAM_FAMILY,
-    "beta": ("graphsam", "graphsam-released"),
-    "anchor_every": ("graphsam", "sam-one"),  # graphsam-released anchors every epoch, as released
-    "k": ("sam-k", "looksam"),
-    "probe_exact_every": _SAM_FAMILY,
-}
-# Their defaults: used when the flag was not given.
-OPTIMIZER_DEFAULTS: dict[str, Any] = {
-    "rho": 0.05, "gamma": 0.5, "rho_step": 1, "beta": 0.99, "anchor_every": 1, "k": None,
-    "probe_exact_every": None,
-}
-#: Per-optimizer exceptions to OPTIMIZER_DEFAULTS. ASAM's ρ multiplies |θ| (Kwon et al. 2021 use
-#: ρ = 0.5 where SAM uses 0.05), the same default as gradscope.optim.ASAM.
-PER_OPTIMIZER_DEFAULTS: dict[str, dict[str, Any]] = {"asam": {"rho": 0.5}}
+#: Flat optimizer keys of configurations written before the registry (each was its flag's name).
+FLAT_OPTIMIZER_KEYS = ("rho", "beta", "gamma", "rho_step", "anchor_every", "k")
+#: Recorder keyword → RecordConfig field, where the names differ: the one renaming between the run's
+#: settings (flags, config.json) and :class:`gradscope.probes.Recorder` (see :func:`recorder_settings`).
+RECORDER_NAMES = {"vectors_every": "save_vectors_every"}
 
 
-def default_setting(optimizer: str, name: str) -> Any:
-    """The default of an optimizer-specific setting for ``optimizer``."""
-    return PER_OPTIMIZER_DEFAULTS.get(optimizer, {}).get(name, OPTIMIZER_DEFAULTS[name])
+def _comma_list(text: str) -> tuple[str, ...]:
+    return tuple(t.strip() for t in text.split(",") if t.strip()) or None
+
+
+def flag(default: Any, help: str, group: str, *, choices: tuple[str, ...] | None = None,
+         metavar: str | None = None, parse: Callable[[str], Any] | None = None) -> Any:
+    """A RecordConfig field that `gradscope record` shows as ``--field-name`` (see the module doc)."""
+    meta = {"help": help, "group": group, "choices": choices, "metavar": metavar, "parse": parse}
+    return field(default=default, metadata=meta)
 
 
 @dataclass(frozen=True)
 class RecordConfig:
     """Everything a recorded training run depends on.
 
-    Defaults follow the GraphSAM paper (Wang et al. 2024, §5): ρ=0.05, β=0.99, γ=0.5, λ=1, Adam,
-    random 0.8/0.1/0.1 split. With no data given the built-in demo dataset is used.
+    Defaults follow the GraphSAM paper (Wang et al. 2024, §5): GraphSAM with ρ=0.05, β=0.99,
+    γ=0.5, λ=1 on Adam, random 0.8/0.1/0.1 split. With no data given the built-in demo dataset
+    is used. ``optimizer_settings`` and ``rho_schedule`` accept None (the method's defaults), a
+    mapping of field → value, or the settings dataclass itself.
     """
 
     # data: --dataset NAME, --data FILE, or both (a named dataset read from a local copy)
-    data: str | None = None
-    dataset: str | None = None
-    smiles_column: str | None = None
-    targets: tuple[str, ...] | None = None
-    task: str | None = None
-    max_atoms: int = 100
-    # optimization
-    optimizer: str = "graphsam"
-    base_optimizer: str = "adam"
-    lr: float = 1e-3
-    weight_decay: float = 0.0
-    lr_schedule: str = "constant"
-    warmup_epochs: float = 2.0
-    rho: float | None = None  # None: the optimizer's default (0.05; ASAM 0.5)
-    beta: float = 0.99
-    gamma: float = 0.5
-    rho_step: int = 1
-    anchor_every: int = 1
-    k: int | None = None
-    epochs: int = 4
-    batch_size: int = 32
-    early_stopping: int | None = None
-    # model and data handling
-    model: str = "small"
-    split: str = "random"
+    data: str | None = flag(None, "a CSV file (any file with a SMILES column); with --dataset NAME, a local copy "
+                            "of that MoleculeNet dataset", "data", metavar="FILE")
+    dataset: str | None = flag(None, "a MoleculeNet dataset (bbbp, tox21, sider, clintox, esol, lipophilicity, bace, "
+                               "freesolv, qm7, qm8) or demo (default); downloaded when not cached", "data",
+                               metavar="NAME")
+    smiles_column: str | None = flag(None, "the column holding SMILES (default: inferred)", "data", metavar="COL")
+    targets: tuple[str, ...] | None = flag(None, "label columns (default: inferred)", "data", metavar="A,B",
+                                           parse=_comma_list)
+    task: str | None = flag(None, "classification or regression (default: inferred)", "data", choices=TASKS)
+    max_atoms: int = flag(100, "skip larger molecules", "data")
+    split: str = flag("random", "random (seeded by --seed) or scaffold split", "data", choices=SPLITS)
     split_sizes: tuple[float, float, float] = (0.8, 0.1, 0.1)
-    seed: int = 0
-    device: str = "auto"
-    precision: str = "fp32"
-    threads: int | None = None  # CPU intra-op threads; None: 1 for tiny/small models, else torch's default
-    # recording
-    layers: bool = False
-    probe_exact_every: int | None = None
-    save_vectors_every: int | None = None
-    flush_every: int = 64
-    extra: dict[str, Any] = field(default_factory=dict)
+    # optimization
+    optimizer: str = flag("graphsam", "the optimizer's registry name (the list below)", "optimization",
+                          metavar="NAME")
+    optimizer_settings: Any = None
+    rho_schedule: StepRhoConfig | None = None
+    base_optimizer: str = flag("adam", "the base step of every method; for --optimizer adam, the optimizer itself",
+                               "optimization", choices=tuple(BASE_OPTIMIZERS))
+    lr: float = flag(1e-3, "learning rate of the base optimizer", "optimization")
+    weight_decay: float = flag(0.0, "weight decay of the base optimizer", "optimization")
+    lr_schedule: str = flag("constant", "noam: linear warm-up, then 1/sqrt(step) decay (stepped every optimizer step)",
+                            "optimization", choices=LR_SCHEDULES)
+    warmup_epochs: float = flag(2.0, "Noam warm-up length in epochs", "optimization")
+    epochs: int = flag(4, "epochs to train; with --resume, extend the run to N",
+                       "optimization")
+    batch_size: int = flag(32, "the global batch, split over torchrun ranks", "optimization")
+    early_stopping: int | None = flag(None, "stop after N epochs without a better validation metric",
+                                      "optimization", metavar="N")
+    # model and data handling
+    model: str = flag("small", "model preset", "model, device, output", choices=tuple(PRESETS))
+    seed: int = flag(0, "seed of the split, the initialisation and the epochs' batch orders",
+                     "model, device, output")
+    device: str = flag("auto", "auto (CUDA when present), cpu, cuda, cuda:N", "model, device, output")
+    precision: str = flag("fp32", "bf16: forward passes under autocast (CPU and GPU); weights and optimizer stay "
+                          "fp32", "model, device, output", choices=PRECISIONS)
+    threads: int | None = flag(None, "CPU threads for torch (default: 1 for the tiny and small models, torch's "
+                               "default for the others)", "model, device, output", metavar="N")
+    # recording (the Recorder's settings; see recorder_settings)
+    layers: bool = flag(False, "also record per-tensor ‖ε‖ and ‖ω‖", "recording")
+    probe_exact_every: int | None = flag(None, "every M steps compare ε with the exact gradient (one extra pass; "
+                                         "not for adam, not under torchrun)", "recording", metavar="M")
+    save_vectors_every: int | None = flag(None, "store full ε_t and ω_t every K steps (the trace's vectors group)",
+                                          "recording", metavar="K")
+    flush_every: int = flag(64, "steps between trace writes", "recording")
 
     def __post_init__(self) -> None:
-        def choice(name: str, allowed: tuple[str, ...]) -> None:
-            value = getattr(self, name)
-            if value not in allowed:
-                raise ConfigError(f"unknown {name.replace('_', '-')} {value!r}; choose from {', '.join(allowed)}")
+        method = get_method(self.optimizer)
+        object.__setattr__(self, "optimizer", method.name)
+        object.__setattr__(self, "optimizer_settings", method.make_settings(self.optimizer_settings))
+        object.__setattr__(self, "rho_schedule", method.make_schedule(self.rho_schedule))
+        self._check_choices()
+        self._check_numbers()
+        if method.plain and self.probe_exact_every is not None:
+            raise ConfigError(f"--probe-exact-every does not apply to optimizer {method.name!r} "
+                              "(a plain optimizer has no ε to compare with the exact gradient)")
+        try:
+            RecorderSettings(**recorder_settings(self))
+        except ConfigError as exc:  # name the flag, not the Recorder's keyword
+            word = str(exc).split(" ", 1)[0]
+            raise ConfigError(f"--{RECORDER_NAMES.get(word, word).replace('_', '-')} {str(exc).split(' ', 1)[1]}") \
+                from None
 
-        choice("optimizer", OPTIMIZERS)
-        if self.rho is None:  # frozen dataclass: fill the optimizer's default once, here
-            object.__setattr__(self, "rho", default_setting(self.optimizer, "rho"))
-        choice("base_optimizer", BASE_OPTIMIZERS)
-        choice("lr_schedule", LR_SCHEDULES)
-        choice("split", SPLITS)
-        choice("model", MODELS)
-        choice("precision", PRECISIONS)
-        if self.task is not None:
-            choice("task", TASKS)
+    def _check_choices(self) -> None:
+        for f in fields(self):
+            choices = f.metadata.get("choices")
+            value = getattr(self, f.name)
+            if choices and value is not None and value not in choices:
+                raise ConfigError(f"unknown {f.name.replace('_', '-')} {value!r}; choose from {', '.join(choices)}")
         if not (self.device == "auto" or self.device == "cpu" or self.device.startswith("cuda")):
             raise ConfigError(f"unknown device {self.device!r}; use auto, cpu, cuda or cuda:N")
-        positive = {"lr": self.lr, "epochs": self.epochs, "batch_size": self.batch_size,
-                    "rho_step": self.rho_step, "anchor_every": self.anchor_every,
-                    "max_atoms": self.max_atoms, "flush_every": self.flush_every}
+
+    def _check_numbers(self) -> None:
+        positive = {"lr": self.lr, "epochs": self.epochs, "batch_size": self.batch_size, "max_atoms": self.max_atoms}
         for name, value in positive.items():
             if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
                 raise ConfigError(f"--{name.replace('_', '-')} must be positive, got {value!r}")
-        if self.rho < 0 or not math.isfinite(self.rho):
-            raise ConfigError(f"--rho must be >= 0, got {self.rho!r}")
-        if not 0.0 <= self.beta < 1.0:
-            raise ConfigError(f"--beta must be in [0, 1), got {self.beta!r}")
-        if not 0.0 < self.gamma <= 1.0:
-            raise ConfigError(f"--gamma must be in (0, 1], got {self.gamma!r}")
-        for name in ("k", "probe_exact_every", "save_vectors_every", "early_stopping", "threads"):
+        for name in ("early_stopping", "threads"):
             value = getattr(self, name)
             if value is not None and (not isinstance(value, int) or value < 1):
                 raise ConfigError(f"--{name.replace('_', '-')} must be a positive integer, got {value!r}")
@@ -149,11 +165,14 @@ class RecordConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "RecordConfig":
+        """A configuration from ``to_dict`` output, or from a config.json / checkpoint of an older version."""
+        data = dict(data)
+        if any(key in data for key in (*FLAT_OPTIMIZER_KEYS, "extra")):
+            data = from_flat_keys(data)
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
             raise ConfigError(f"unknown configuration keys: {', '.join(unknown)}")
-        data = dict(data)
         for key in ("targets", "split_sizes"):
             if data.get(key) is not None:
                 data[key] = tuple(data[key])
@@ -163,20 +182,38 @@ class RecordConfig:
         return dataclasses.replace(self, **changes)
 
 
-def resolve_optimizer_settings(optimizer: str, given: dict[str, Any]) -> dict[str, Any]:
-    """Fill optimizer-specific settings, rejecting those that do not apply to ``optimizer``.
+def from_flat_keys(data: dict[str, Any]) -> dict[str, Any]:
+    """A configuration of the layout written before the optimizer registry, in today's layout.
 
-    ``given`` holds only the settings the user set explicitly (``None`` = not given).
+    Those kept every optimizer setting as a flat key, whether the optimizer used it or not (the
+    run ignored the others, and so does this), and an ``extra`` dict that nothing read
+    (dropped). Each flat key was the name of its flag, so it is read as that flag. Their
+    ``sam-one`` anchored every epoch: it reads as ``sam-one-epoch`` (``Method.former_names``).
     """
-    out: dict[str, Any] = {}
-    for name, value in given.items():
-        if value is None:
-            continue
-        if optimizer not in APPLIES_TO[name]:
-            users = ", ".join(APPLIES_TO[name])
-            raise ConfigError(
-                f"--{name.replace('_', '-')} does not apply to optimizer {optimizer!r} (it is for: {users})")
-        out[name] = value
-    for name in OPTIMIZER_DEFAULTS:
-        out.setdefault(name, default_setting(optimizer, name))
-    return out
+    data = dict(data)
+    data.pop("extra", None)
+    flat = {key: data.pop(key) for key in FLAT_OPTIMIZER_KEYS if key in data}
+    if "optimizer_settings" in data or "rho_schedule" in data:
+        raise ConfigError("a configuration holds both the flat optimizer keys of older versions "
+                          f"({', '.join(sorted(flat))}) and optimizer_settings; keep one")
+    method = method_by_former_name(data.get("optimizer", RecordConfig.optimizer))
+    given = {"--" + key.replace("_", "-"): value for key, value in flat.items()}
+    settings, schedule = method.split_flags(given, ignore_others=True)
+    data.update(optimizer=method.name, optimizer_settings=settings, rho_schedule=schedule or None)
+    return data
+
+
+def recorder_settings(config: RecordConfig) -> dict[str, Any]:
+    """The :class:`~gradscope.probes.Recorder` keywords of a run's recording settings.
+
+    The one place where a run setting changes its name on the way down: the run's
+    ``save_vectors_every`` (``--save-vectors-every``) is the Recorder's ``vectors_every``
+    (:data:`RECORDER_NAMES`). Validated once, by :class:`~gradscope.probes.settings.RecorderSettings`.
+    """
+    names = ("flush_every", "layers", "probe_exact_every", "vectors_every")
+    return {name: getattr(config, RECORDER_NAMES.get(name, name)) for name in names}
+
+
+def cli_fields() -> tuple[dataclasses.Field, ...]:
+    """The RecordConfig fields that are `gradscope record` flags (those with a help text)."""
+    return tuple(f for f in fields(RecordConfig) if "help" in f.metadata)

@@ -49,48 +49,67 @@ def evaluate(
     """
     was_training = model.training
     model.eval()
-    loss_sum = torch.zeros((), device=device)
-    count = torch.zeros((), device=device)
-    ent_sum: torch.Tensor | None = None
-    atoms = torch.zeros((), device=device)
-    preds, ys, masks = [], [], []
+    sums = _Sums(device)
     try:
         for batch in batches:
             batch = batch.to(device, non_blocking=True)
             with torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
-                if entropy:
-                    with capture_attention(model) as cap:
-                        out = model(batch)
-                    n_atoms = batch.mask.sum()
-                    # attention_entropy is a mean over the batch's atoms: weight it back to a sum
-                    ent = attention_entropy(list(cap), batch.mask) * n_atoms
-                    ent_sum = ent if ent_sum is None else ent_sum + ent
-                    atoms = atoms + n_atoms
-                else:
-                    out = model(batch)
-            n_labels = batch.y_mask.sum()
-            loss_sum = loss_sum + masked_loss(out, batch, task) * n_labels
-            count = count + n_labels
-            preds.append(predictions(out, task))
-            ys.append(batch.y)
-            masks.append(batch.y_mask)
+                out = sums.forward(model, batch, entropy)
+            sums.add(out, batch, task)
     finally:
         model.train(was_training)
-    if not preds:
-        return Evaluation(float("nan"), float("nan"), 0)
-    y_pred = torch.cat(preds).cpu().numpy()
-    y_true = torch.cat(ys).cpu().numpy()
-    mask = torch.cat(masks).cpu().numpy()
-    if standardizer is not None and task == "regression":
-        y_pred = standardizer.inverse(y_pred)
-        y_true = standardizer.inverse(y_true)
-    result = Evaluation(
-        loss=float((loss_sum / count.clamp(min=1)).cpu()),
-        metric=get_metric(metric)(y_true, y_pred, mask),
-        n=len(y_pred),
-    )
-    if ent_sum is not None:
-        per = (ent_sum / atoms.clamp(min=1)).cpu().numpy()
-        result.entropy = float(per.mean())
-        result.entropy_layer_head = per
-    return result
+    return sums.result(task, metric, standardizer)
+
+
+class _Sums:
+    """Device-side sums over the batches of a split (one host copy, in ``result``)."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.loss_sum = torch.zeros((), device=device)
+        self.count = torch.zeros((), device=device)
+        self.ent_sum: torch.Tensor | None = None
+        self.atoms = torch.zeros((), device=device)
+        self.preds: list[torch.Tensor] = []
+        self.ys: list[torch.Tensor] = []
+        self.masks: list[torch.Tensor] = []
+
+    def forward(self, model: torch.nn.Module, batch: GraphBatch, entropy: bool) -> torch.Tensor:
+        """The model's output on ``batch``; with ``entropy`` also the batch's atom-weighted attention entropy."""
+        if not entropy:
+            return model(batch)
+        with capture_attention(model) as cap:
+            out = model(batch)
+        n_atoms = batch.mask.sum()
+        # attention_entropy is a mean over the batch's atoms: weight it back to a sum
+        ent = attention_entropy(list(cap), batch.mask) * n_atoms
+        self.ent_sum = ent if self.ent_sum is None else self.ent_sum + ent
+        self.atoms = self.atoms + n_atoms
+        return out
+
+    def add(self, out: torch.Tensor, batch: GraphBatch, task: str) -> None:
+        n_labels = batch.y_mask.sum()
+        self.loss_sum = self.loss_sum + masked_loss(out, batch, task) * n_labels
+        self.count = self.count + n_labels
+        self.preds.append(predictions(out, task))
+        self.ys.append(batch.y)
+        self.masks.append(batch.y_mask)
+
+    def result(self, task: str, metric: str, standardizer: Standardizer | None) -> Evaluation:
+        if not self.preds:
+            return Evaluation(float("nan"), float("nan"), 0)
+        y_pred = torch.cat(self.preds).cpu().numpy()
+        y_true = torch.cat(self.ys).cpu().numpy()
+        mask = torch.cat(self.masks).cpu().numpy()
+        if standardizer is not None and task == "regression":
+            y_pred = standardizer.inverse(y_pred)
+            y_true = standardizer.inverse(y_true)
+        result = Evaluation(
+            loss=float((self.loss_sum / self.count.clamp(min=1)).cpu()),
+            metric=get_metric(metric)(y_true, y_pred, mask),
+            n=len(y_pred),
+        )
+        if self.ent_sum is not None:
+            per = (self.ent_sum / self.atoms.clamp(min=1)).cpu().numpy()
+            result.entropy = float(per.mean())
+            result.entropy_layer_head = per
+        return result

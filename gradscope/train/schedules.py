@@ -3,6 +3,9 @@ from __future__ import annotations
 
 import torch
 
+#: The learning-rate schedules of `gradscope record --lr-schedule`.
+LR_SCHEDULES: tuple[str, ...] = ("constant", "noam")
+
 
 def noam_lambda(warmup_steps: int):
     """The Noam warm-up of Vaswani et al. 2017 as CoMPT uses it, scaled so the peak factor is 1.

@@ -16,7 +16,7 @@ from analyses import reproduction, study
 def test_plan_covers_every_dataset_optimizer_and_seed() -> None:
     size = study.SIZES["cpu"]
     runs = study.plan(size)
-    assert len(runs) == len(size.seeds) * len(size.datasets) * len(study.OPTIMIZER_FLAGS)
+    assert len(runs) == len(size.seeds) * len(size.datasets) * len(study.ENTRIES)
     assert len({r.name for r in runs}) == len(runs)
     assert runs[0].seed == size.seeds[0] and runs[-1].seed == size.seeds[-1]  # seed by seed
 
@@ -27,10 +27,16 @@ def test_record_flags_follow_the_paper_and_the_probe_skips_adam(tmp_path, monkey
     adam = study.record_args(study.StudyRun("bbbp", "adam", 0), size, tmp_path / "a")
     assert "--probe-exact-every" not in adam and "--data" not in adam and "--rho" not in adam
     sam = study.record_args(study.StudyRun("bbbp", "sam", 1), size, tmp_path / "s")
-    assert _flag(sam, "--gamma") == "1" and _flag(sam, "--rho") == "0.05" and _flag(sam, "--seed") == "1"
+    # the paper's SAM baseline has GraphSAM's ρ scheduler (its Table 8 "scheduler" rows = Table 1's SAM)
+    assert [_flag(sam, f) for f in ("--optimizer", "--rho", "--gamma", "--rho-step")] == ["sam", "0.05", "0.5", "1"]
+    assert _flag(sam, "--seed") == "1"
     assert _flag(sam, "--probe-exact-every") == str(size.probe_every) and _flag(sam, "--threads") == "1"
+    constant = study.record_args(study.StudyRun("bbbp", "sam-constant-rho", 1), size, tmp_path / "c")
+    assert _flag(constant, "--optimizer") == "sam" and _flag(constant, "--gamma") == "1"
     graphsam = study.record_args(study.StudyRun("esol", "graphsam", 0), size, tmp_path / "g")
     assert [_flag(graphsam, f) for f in ("--rho", "--beta", "--gamma", "--rho-step")] == ["0.05", "0.99", "0.5", "1"]
+    assert _flag(study.record_args(study.StudyRun("esol", "sam-one", 0), size, tmp_path / "o"), "--optimizer") \
+        == "sam-one"  # the paper's SAM-One: ε once for the whole run
     (tmp_path / "esol.csv").write_text("smiles,y\nCCO,1\n")
     monkeypatch.setenv("GRADSCOPE_MOLECULENET", str(tmp_path))
     local = study.record_args(study.StudyRun("esol", "sam-k", 0), size, tmp_path / "k")
@@ -41,6 +47,36 @@ def test_record_flags_follow_the_paper_and_the_probe_skips_adam(tmp_path, monkey
 
 def _flag(args: list[str], name: str) -> str:
     return args[args.index(name) + 1]
+
+
+def test_entries_read_their_names_from_the_registry_and_their_identity_from_the_run() -> None:
+    names = {label: e.display_name for label, e in study.ENTRIES.items()}
+    assert names == {"adam": "Adam", "sam": "SAM", "sam-constant-rho": "SAM (constant ρ)", "graphsam": "GraphSAM",
+                     "sam-one": "SAM-One", "sam-k": "SAM-k", "graphsam-released": "GraphSAM (released code)"}
+    assert reproduction.OPTIMIZERS == names
+    for entry in study.ENTRIES.values():  # each entry's flags give a configuration only it matches
+        assert study.entry_of(entry.config().to_dict()) is entry
+    sam = study.ENTRIES["sam"].config()
+    assert (sam.rho_schedule.gamma, study.ENTRIES["sam-constant-rho"].config().rho_schedule.gamma) == (0.5, 1.0)
+    assert study.entry_of(sam.replace(optimizer_settings={"rho": 0.1}).to_dict()) is None
+    assert study.entry_of({"optimizer": "nonexistent"}) is None
+
+
+def test_a_run_directory_with_other_settings_is_not_taken_for_done(tmp_path) -> None:
+    """An older study's constant-ρ SAM run in runs/<dataset>-sam-s0 is not the paper's SAM: refused."""
+    import json as json_
+
+    from gradscope.train.config import RecordConfig
+
+    size = replace(study.SIZES["cpu"], epochs=1)
+    run = study.StudyRun("bbbp", "sam", 0)
+    run_dir = tmp_path / "runs" / run.name
+    run_dir.mkdir(parents=True)
+    (tmp_path / "logs").mkdir()
+    old = RecordConfig(optimizer="sam", rho_schedule={"gamma": 1.0}).to_dict()
+    (run_dir / "config.json").write_text(json_.dumps(old))
+    _, outcome, _ = study.train(run, size, tmp_path)
+    assert outcome.startswith("failed") and "SAM (constant ρ)" in outcome
 
 
 def test_epochs_done_is_zero_for_missing_or_broken_traces(tmp_path) -> None:
@@ -73,19 +109,21 @@ def test_study_trains_resumes_draws_landscapes_and_summarises(tmp_path, monkeypa
     extended = replace(size, epochs=2)
     assert study.run_study(root, extended, jobs=2) == 0  # resumes every run to 2 epochs
     out = capsys.readouterr().out
-    assert out.count("trained in") == 12 and "landscape demo-s0: drawn" in out
+    assert out.count("trained in") == 2 * len(study.ENTRIES) and "landscape demo-s0: drawn" in out
     for run in study.plan(extended):
         assert study.epochs_done(root / "runs" / run.name) == 2
         assert "--resume" in (root / "logs" / f"{run.name}.log").read_text()
     assert study.run_study(root, extended, jobs=1) == 0
-    assert capsys.readouterr().out.count("done before") == 7  # 6 runs and the landscape
+    assert capsys.readouterr().out.count("done before") == len(study.ENTRIES) + 1  # the runs and the landscape
 
     written = reproduction.write_reproduction(root, tmp_path / "out")
     assert {p.name for p in written} >= {"results.json", "tables.md", "entropy.png", "observation1_demo.png",
                                           "observation2_demo.png", "landscape_demo.png", "released_demo.png"}
     results = json.loads((tmp_path / "out" / "results.json").read_text())
     runs = {r["optimizer"]: r for r in results["runs"]}
-    assert set(runs) == set(study.OPTIMIZER_FLAGS)
+    assert set(runs) == set(study.ENTRIES)
+    assert runs["sam-constant-rho"]["rho_last"] == pytest.approx(runs["sam-constant-rho"]["rho_first"])
+    assert runs["sam"]["rho_last"] == pytest.approx(0.5 * runs["sam"]["rho_first"])  # scheduled, 2 epochs
     with h5py.File(root / "runs" / "demo-sam-s0" / "trace.h5", "r") as f:
         cos = f["steps/cos_eps_prev_omega"][:]
         omega, eps_hat = f["steps/omega_norm"][:], f["steps/eps_hat_norm"][:]

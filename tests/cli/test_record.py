@@ -115,7 +115,17 @@ def test_too_small_for_a_split(capsys, tmp_path):
     (("--optimizer", "sam", "--beta", "0.9"), "--beta does not apply to optimizer 'sam'"),
     (("--optimizer", "adam", "--rho", "0.1"), "--rho does not apply to optimizer 'adam'"),
     (("--optimizer", "graphsam", "--k", "4"), "--k does not apply to optimizer 'graphsam'"),
-    (("--optimizer", "sam", "--anchor-every", "2"), "--anchor-every"),
+    (("--optimizer", "sam", "--anchor-every-epochs", "2"), "--anchor-every-epochs does not apply to optimizer 'sam'"),
+    (("--optimizer", "sam", "--anchor-every", "2"), "--anchor-every-epochs does not apply"),  # the deprecated spelling
+    (("--optimizer", "sam-one", "--anchor-every-epochs", "2"), "(it is for: graphsam, sam-one-epoch)"),
+    (("--optimizer", "asam", "--k", "3"), "--k does not apply to optimizer 'asam' (it is for: sam-k, looksam)"),
+    (("--optimizer", "rst", "--p", "1.5"), "--p must lie in [0, 1], got 1.5"),
+    (("--optimizer", "ae-sam", "--delta", "1"), "--delta must lie in [0, 1)"),
+    (("--optimizer", "graphsam-released", "--radius", "-1"), "--radius must be a finite number >= 0"),
+    (("--optimizer", "looksam", "--alpha", "inf"), "--alpha must be a finite number"),
+    (("--optimizer", "asam", "--eta", "0"), "--eta must be > 0"),
+    (("--gamma", "1.5"), "--gamma must lie in (0, 1]"),
+    (("--optimizer", "sam", "--normalization", "global"), "--normalization does not apply to optimizer 'sam'"),
     (("--optimizer", "adam", "--probe-exact-every", "5"), "--probe-exact-every"),
     (("--lr", "-1"), "--lr"),
     (("--lr", "nan"), "--lr"),
@@ -197,9 +207,66 @@ def test_help_lists_every_optimizer_and_the_next_commands():
     proc = subprocess.run([sys.executable, "-m", "gradscope", "record", "--help"], capture_output=True, text=True,
                           timeout=60)
     assert proc.returncode == 0
-    for name in ("adam", "sam", "asam", "graphsam", "graphsam-released", "sam-one", "sam-k", "looksam", "ae-sam", "rst"):
-        assert name in proc.stdout
+    for name in ("adam", "sam", "asam", "graphsam", "graphsam-released", "sam-one", "sam-one-epoch", "sam-k", "looksam",
+                 "ae-sam", "rst"):
+        assert f"\n  {name} " in proc.stdout  # the optimizer list, one line each
     assert "--resume" in proc.stdout and "torchrun" in proc.stdout and "gradscope plot" in proc.stdout
+
+
+def test_help_gives_every_method_setting_with_its_default_and_meaning(capsys):
+    """Each setting a method declares is a flag whose help names the methods, their defaults and a meaning."""
+    from gradscope.optim.registry import methods
+
+    with pytest.raises(SystemExit):
+        main(["record", "--help"])
+    text = " ".join(capsys.readouterr().out.split())  # argparse wraps lines
+    for method in methods():
+        for option in method.options():
+            assert option.flag in text, option.flag
+            default = f"{option.default:g}" if isinstance(option.default, float) else str(option.default)
+            assert f"{method.name}" in text and f"default {default}" in text, (method.name, option.flag)
+    assert "[asam; default 0.5]" in text  # ASAM's own ρ default
+    assert "α: weight of the reused direction" in text and "[looksam; default 0.7]" in text
+    assert "[rst; default 0.5]" in text and "[ae-sam; default -1]" in text and "[asam; default 0.01]" in text
+    assert "[sam-k; default 8]" in text and "[looksam; default 5]" in text
+
+
+def test_every_method_setting_reaches_the_config(csv_file, tmp_path):
+    """The paper's LookSAM baseline (ρ = 1e-4, α = 0.2, k = 8), ASAM's η, RST's p, AE-SAM's thresholds."""
+    from gradscope.cli import build_parser
+    from gradscope.cli.record import config_from_args
+
+    def config(*extra: str):
+        return config_from_args(build_parser().parse_args(args_for(csv_file, tmp_path / "o", *extra)))
+
+    looksam = config("--optimizer", "looksam", "--rho", "1e-4", "--alpha", "0.2", "--k", "8")
+    assert (looksam.optimizer_settings.rho, looksam.optimizer_settings.alpha, looksam.optimizer_settings.k) == (
+        1e-4, 0.2, 8)
+    asam = config("--optimizer", "asam", "--eta", "0.1", "--scale-biases").optimizer_settings
+    assert (asam.eta, asam.scale_biases) == (0.1, True)
+    assert config("--optimizer", "looksam", "--normalization", "per-tensor").optimizer_settings.normalization == \
+        "per-tensor"
+    rst = config("--optimizer", "rst", "--p", "0.3", "--rst-seed", "4").optimizer_settings
+    assert (rst.p, rst.seed) == (0.3, 4)
+    aesam = config("--optimizer", "ae-sam", "--delta", "0.5", "--c1", "-2", "--c2", "3").optimizer_settings
+    assert (aesam.delta, aesam.c1, aesam.c2) == (0.5, -2.0, 3.0)
+    released = config("--optimizer", "graphsam-released", "--no-scale-grad-by-loss", "--radius", "0.2",
+                      "--rho-step", "2").optimizer_settings
+    assert (released.scale_grad_by_loss, released.radius, released.step_size) == (False, 0.2, 2)
+    sam = config("--optimizer", "sam", "--gamma", "1", "--rho-step", "3")
+    assert (sam.rho_schedule.gamma, sam.rho_schedule.step_size) == (1.0, 3)
+    plain = config("--data", str(csv_file))
+    assert plain.optimizer == "graphsam" and plain.epochs == 2 and plain.targets is None
+
+
+def test_a_deprecated_flag_still_works_and_says_so(csv_file, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(args_for(csv_file, out, "--optimizer", "graphsam", "--anchor-every", "2", "--epochs", "1")) == 0
+    err = capsys.readouterr().err
+    assert "gradscope: warning: --anchor-every is deprecated; use --anchor-every-epochs" in err
+    import json
+
+    assert json.loads((out / "config.json").read_text())["optimizer_settings"]["anchor_every_epochs"] == 2
 
 
 def test_output_of_a_run_names_its_files_and_the_next_commands(csv_file, tmp_path, capsys):

@@ -39,11 +39,12 @@ def test_negative_rho_is_refused_by_every_method(name):
         (lambda: go.SAM(params(), base_optimizer="lion"), "unknown base optimizer 'lion'; known: adam, adamw, sgd"),
         (lambda: go.SAM(params(), base_optimizer=dict), "must be a torch.optim.Optimizer class"),
         (lambda: go.SAM(params(), base_optimizer=go.SAM), "itself sharpness-aware"),
-        (lambda: go.make_optimizer("adamsam", params()), "unknown optimizer 'adamsam'; known: sam, asam"),
+        (lambda: go.make_optimizer("adamsam", params()), "unknown optimizer 'adamsam'; known: adam, sam, asam"),
         (lambda: go.make_optimizer("sam", params(), base="rmsprop"), "unknown base optimizer"),
         (lambda: go.SAM([{"params": list(params()), "rho": 0.1}]), "rho is one global value"),
         (lambda: go.SAM([p.requires_grad_(False) for p in params()]), "no trainable parameters"),
         (lambda: go.StepRho(go.SAM(params()), gamma=0.0), "gamma must be > 0"),
+        (lambda: go.StepRho(go.SAM(params()), gamma=1.5), r"gamma must lie in \(0, 1\]"),
         (lambda: go.StepRho(go.SAM(params()), step_size=0), "step_size must be an integer >= 1"),
         (lambda: go.StepRho(torch.optim.Adam(params())), "needs a gradscope sharpness-aware optimizer"),
     ],
@@ -65,11 +66,15 @@ def test_config_dataclasses_are_frozen_and_validate():
 
 
 def test_registry_names_and_make_optimizer():
-    assert list(go.OPTIMIZERS) == [
-        "sam", "asam", "graphsam", "sam-one", "sam-k", "looksam", "ae-sam", "rst", "graphsam-released",
-    ]
-    expected = [go.SAM, go.ASAM, go.GraphSAM, go.SAMOne, go.SAMK, go.LookSAM, go.AESAM, go.RST, go.GraphSAMReleased]
+    assert go.method_names() == (
+        "adam", "sam", "asam", "graphsam", "sam-one", "sam-one-epoch", "sam-k", "looksam", "ae-sam", "rst",
+        "graphsam-released",
+    )
+    assert list(go.OPTIMIZERS) == list(go.method_names()[1:])  # the sharpness-aware ones
+    expected = [go.SAM, go.ASAM, go.GraphSAM, go.SAMOne, go.SAMOne, go.SAMK, go.LookSAM, go.AESAM, go.RST,
+                go.GraphSAMReleased]
     assert list(go.OPTIMIZERS.values()) == expected
+    assert type(go.make_optimizer("adam", params(), base="sgd", lr=0.1)) is torch.optim.SGD
     opt = go.make_optimizer("graphsam", params(), base="sgd", lr=0.3, momentum=0.9, rho=0.02, beta=0.5)
     assert isinstance(opt, go.GraphSAM) and isinstance(opt.base_optimizer, torch.optim.SGD)
     assert opt.param_groups[0]["lr"] == 0.3 and opt.param_groups[0]["momentum"] == 0.9

@@ -26,13 +26,13 @@ pytestmark = pytest.mark.slow
 
 SLOW_RECORD = """
 import os, sys, time
-import gradscope.train.loop as loop
-real = loop.masked_loss
+import gradscope.train.trainer as trainer
+real = trainer.masked_loss
 pause = float(os.environ.get("SLOW_RECORD_PAUSE", "0.04"))
 def slow(*args, **kwargs):
     time.sleep(pause)
     return real(*args, **kwargs)
-loop.masked_loss = slow
+trainer.masked_loss = slow
 from gradscope.cli import main
 sys.exit(main(sys.argv[1:]))
 """

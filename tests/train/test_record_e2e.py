@@ -22,7 +22,8 @@ from gradscope.train.evaluate import evaluate
 from gradscope.trace import open_trace
 from train_tiny_data import record_args
 
-OPTIMIZERS = ("adam", "sam", "asam", "graphsam", "graphsam-released", "sam-one", "sam-k", "looksam", "ae-sam", "rst")
+OPTIMIZERS = ("adam", "sam", "asam", "graphsam", "graphsam-released", "sam-one", "sam-one-epoch", "sam-k", "looksam",
+              "ae-sam", "rst")
 N_TRAIN = 19  # ⌊0.8·24⌋
 BATCHES = [8, 8, 3]
 STEPS = 2 * len(BATCHES)
@@ -33,12 +34,13 @@ PASSES = {
     "asam": [2] * 6,
     "graphsam": [2, 1, 1, 2, 1, 1],           # exact ε at each epoch's first step (anchor)
     "graphsam-released": [2, 1, 1, 2, 1, 1],
-    "sam-one": [2, 1, 1, 2, 1, 1],            # ε once per epoch, reused
+    "sam-one": [2, 1, 1, 1, 1, 1],            # ε once for the whole run (the paper's SAM-One)
+    "sam-one-epoch": [2, 1, 1, 2, 1, 1],      # ε once per epoch, reused
     "sam-k": [2, 1, 1, 1, 1, 1],              # k = 8 steps between exact ε
     "looksam": [2, 1, 1, 1, 1, 2],            # k = 5
 }
 # optimizers whose applied perturbation has norm exactly ρ (a global 2-norm normalisation)
-RHO_NORMED = ("sam", "graphsam", "sam-one", "sam-k", "looksam", "ae-sam", "rst")
+RHO_NORMED = ("sam", "graphsam", "sam-one", "sam-one-epoch", "sam-k", "looksam", "ae-sam", "rst")
 
 
 def _expected_config(data: Path, optimizer: str, **changes) -> dict:

@@ -7,6 +7,7 @@ loop's ``stop_when`` hook or a real SIGINT) and then resumed. Final weights must
 """
 from __future__ import annotations
 
+import json
 import os
 import signal
 from pathlib import Path
@@ -136,3 +137,38 @@ def test_a_stop_request_in_the_last_step_leaves_a_complete_run(regression_csv, t
     assert not result.interrupted and result.steps == STEPS and len(result.history) == 2
     ckpt = torch.load(tmp_path / "run" / "checkpoints" / "last.pt", weights_only=True)
     assert (ckpt["epoch"], ckpt["batch"]) == (2, 0)
+
+
+OLD_RUN = Path(__file__).resolve().parents[1] / "data" / "old-run"
+REFERENCE = Path(__file__).resolve().parents[1] / "data" / "traces" / "sam-one.h5"
+TIMINGS = ("time_s", "step_time_s", "graphs_per_s")
+
+
+@pytest.mark.slow
+def test_a_run_of_the_code_before_the_registry_resumes_and_loads(tmp_path):
+    """tests/data/old-run: `gradscope record --model tiny --epochs 2 --batch-size 64 --seed 3 --threads 1
+    --layers --probe-exact-every 3 --optimizer sam-one` (the demo data) stopped after step 12 by gradscope 0.1
+    (commit 7baee09). Today it loads, resumes as `sam-one-epoch` (what `sam-one` meant then) and ends
+    with the trace the old code wrote for the uninterrupted run (tests/data/traces/sam-one.h5)."""
+    import shutil
+
+    import h5py
+
+    from gradscope.train.build import load_run
+
+    run = load_run(OLD_RUN)
+    assert run.config.optimizer == "sam-one-epoch" and len(run.data.split["train"]) == 480
+    out = tmp_path / "old-run"
+    shutil.copytree(OLD_RUN, out)
+    assert main(["record", "--resume", str(out), "--quiet"]) == 0
+    assert json.loads((out / "config.json").read_text())["optimizer_settings"] == {"rho": 0.05,
+                                                                                   "anchor_every_epochs": 1}
+    with h5py.File(REFERENCE, "r") as ref, h5py.File(out / "trace.h5", "r") as new:
+        for group in ("steps", "epochs", "layers"):
+            for name, data in ref[group].items():
+                if name in TIMINGS:
+                    continue
+                a, b = data[()], new[group][name][()]
+                if group == "steps" and name in HISTORY_COLUMNS:  # no previous step right after a resume
+                    a, b = np.delete(a, 12), np.delete(b, 12)
+                np.testing.assert_allclose(b, a, rtol=2e-5, atol=1e-6, err_msg=f"{group}/{name}")

@@ -1,14 +1,18 @@
-"""Checkpoints: atomic, weights_only-loadable, clear errors; RNG state round trip."""
+"""Checkpoints: atomic, weights_only-loadable, clear errors; RNG state round trip; the typed
+Checkpoint reads the checkpoints of older versions."""
 from __future__ import annotations
 
 import random
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
 from gradscope.errors import GradscopeError
-from gradscope.train.checkpoint import find_checkpoint, load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from gradscope.train.checkpoint import (Checkpoint, find_checkpoint, load_checkpoint, rng_state, save_checkpoint,
+                                        set_rng_state)
+from gradscope.train.state import BestEpoch, EpochSums
 
 
 def test_round_trip_with_weights_only(tmp_path):
@@ -64,3 +68,54 @@ def test_find_checkpoint(tmp_path):
     (tmp_path / "emptyrun").mkdir()
     with pytest.raises(GradscopeError, match="no checkpoint"):
         find_checkpoint(tmp_path / "emptyrun")
+
+
+# -- the typed checkpoint, and checkpoints written before it ------------------------------------------
+OLD_RUN = Path(__file__).resolve().parents[1] / "data" / "old-run"
+#: The keys of every checkpoint `gradscope record` has written (version 1).
+KEYS = {"format", "version", "config", "model_config", "model_state", "dataset", "dataset_sha256", "split",
+        "standardizer", "optimizer_state", "rho_schedule_state", "lr_schedule_state", "epoch", "batch", "step",
+        "partial", "best", "history", "rng", "gradscope_version", "torch_version"}
+
+
+def test_a_checkpoint_of_the_code_before_the_registry_reads_typed():
+    """tests/data/old-run was written by gradscope 0.1 (commit 7baee09): a `sam-one` run stopped after step 12."""
+    old = torch.load(OLD_RUN / "checkpoints" / "last.pt", weights_only=True)
+    assert set(old) == KEYS and "rho" in old["config"] and "extra" in old["config"]  # the flat layout
+    ckpt = Checkpoint.read(OLD_RUN / "checkpoints" / "last.pt")
+    assert ckpt.config.optimizer == "sam-one-epoch"  # what `sam-one` meant then: an anchor every epoch
+    assert ckpt.config.optimizer_settings.rho == 0.05 and ckpt.config.rho_schedule.gamma == 0.5
+    s = ckpt.state
+    assert (s.epoch, s.batch, s.step) == (1, 4, 12) and len(s.history) == 1
+    assert s.sums == EpochSums(**old["partial"]) and s.best == BestEpoch(**old["best"])
+    again = ckpt.to_dict()
+    assert set(again) | {"format", "version"} == KEYS
+    for key in ("epoch", "batch", "step", "partial", "best", "history", "dataset", "standardizer"):
+        assert again[key] == old[key], key
+
+
+def test_checkpoint_round_trip_through_a_weights_only_file(tmp_path):
+    ckpt = Checkpoint.read(OLD_RUN / "checkpoints" / "last.pt")
+    ckpt.state.best.update(1, 0.5, higher_is_better=False)
+    path = ckpt.save(tmp_path / "again.pt")
+    back = Checkpoint.read(path)
+    assert back.config == ckpt.config and back.state == ckpt.state
+    assert torch.load(path, weights_only=True)["config"] == ckpt.config.to_dict()
+    assert all(torch.equal(back.model_state[k], v) for k, v in ckpt.model_state.items())
+
+
+def test_a_checkpoint_without_a_run_is_refused_in_one_line(tmp_path):
+    save_checkpoint(tmp_path / "bare.pt", {"model_state": {}})
+    with pytest.raises(GradscopeError, match=r"bare.pt lacks 'config'; was it written by gradscope record\?"):
+        Checkpoint.read(tmp_path / "bare.pt")
+
+
+def test_best_epoch_rule():
+    """Lower is better for RMSE: NaN never beats a number and is not a bad epoch."""
+    best = BestEpoch()
+    assert best.update(0, float("nan"), higher_is_better=False) and best.epoch == 0
+    assert best.update(1, 2.0, higher_is_better=False) and (best.epoch, best.bad_epochs) == (1, 0)
+    assert not best.update(2, float("nan"), higher_is_better=False) and best.bad_epochs == 0
+    assert not best.update(3, 2.5, higher_is_better=False) and best.bad_epochs == 1
+    assert best.update(4, 1.5, higher_is_better=False) and (best.epoch, best.value, best.bad_epochs) == (4, 1.5, 0)
+    assert not BestEpoch(0, 0.8).update(1, 0.7, higher_is_better=True)
