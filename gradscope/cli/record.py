@@ -54,6 +54,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     r.add_argument("--out", metavar="DIR", help="run directory (default runs/<dataset>-<optimizer>)")
     r.add_argument("--resume", metavar="DIR", help="continue the run in DIR from its last checkpoint")
     r.add_argument("--overwrite", action="store_true", help="replace the run already in --out")
+    r.add_argument("--folds", type=int, metavar="K",
+                   help="the paper's protocol: K runs with seeds --seed … --seed+K-1 (each its own random split and "
+                        "initialisation) in DIR/fold-1 … fold-K, and DIR/folds.json with their mean ± std; "
+                        "run it again to continue unfinished folds")
     add_common_flags(p)
     p.set_defaults(func=run, deprecated_flags=())
 
@@ -207,6 +211,8 @@ def run(args: argparse.Namespace) -> int:
         out = Path(args.out) if args.out else Path("runs") / f"{_data_label(config)}-{config.optimizer}"
     for old, new in args.deprecated_flags:  # (after the settings were accepted: an error stays one line)
         print(f"gradscope: warning: {old} is deprecated; use {new} (same setting)", file=sys.stderr)
+    if args.folds is not None:
+        return _run_folds(args, config, out)
     with _one_line_warnings(enabled=not args.debug):
         result = record(config, out, resume=bool(args.resume), overwrite=args.overwrite, quiet=args.quiet)
     if not result.is_main:  # another rank of a torchrun job: rank 0 reports
@@ -225,6 +231,21 @@ def run(args: argparse.Namespace) -> int:
         print(f"  gradscope report {out} --out {out}/report.html      # every figure and table in one page")
         print(f"  gradscope landscape {out} --dim 1                    # loss landscape around the best checkpoint")
         print(f"  python -c \"import gradscope; t = gradscope.open_trace('{out}/trace.h5'); print(t)\"")
+    return 0
+
+
+def _run_folds(args: argparse.Namespace, config, out: Path) -> int:
+    """``--folds K``: every fold a run in ``out/fold-k``, then the per-fold table and mean ± std."""
+    from gradscope.train.folds import SUMMARY_NAME, format_folds, record_folds
+
+    log = None if args.quiet else (lambda msg: print(msg, file=sys.stderr))
+    with _one_line_warnings(enabled=not args.debug):
+        summary = record_folds(config, out, args.folds, overwrite=args.overwrite, quiet=args.quiet, log=log)
+    print(format_folds(summary))
+    if not summary["complete"]:
+        print(f"gradscope: interrupted; continue with the same command (finished folds are kept)")
+        return 130
+    print(f"wrote {out}/fold-1 … fold-{args.folds} and {out}/{SUMMARY_NAME}")
     return 0
 
 

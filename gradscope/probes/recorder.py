@@ -271,6 +271,7 @@ class Recorder:
             "anchored": int(info.anchored),
             "grad_evals": info.grad_evals,
             "probe_evals": 0 if self._exact is None else 1,
+            "skipped": int(info.skipped),
             "batch_size": self.batch_size,
             "time_s": t_end - self._t0,
             "step_time_s": t_end - self._t_step,
@@ -345,6 +346,8 @@ class Recorder:
             m["omega_change"] = F.change_(prev_omega, omega)
         if self._exact is not None:
             exact = self._flat_exact(info.params)
+            if info.grad_scale is not None:  # fp16: the probe's pass backpropagated the scaled loss
+                exact = exact / info.grad_scale
             m["eps_exact_norm"] = F.norm(exact)
             if eps is not None:
                 m["cos_eps_exact"] = F.cosine(eps, exact, m["eps_norm"], m["eps_exact_norm"])

@@ -139,6 +139,9 @@ STEPS = Group("steps", "step", (
     _col("cos_eps_exact", "float32", "device",
          "cos(ε_t, ∇L_B(θ_t)) on steps where the exact-ε probe ran, else NaN"),
     _col("eps_exact_norm", "float32", "device", "‖∇L_B(θ_t)‖₂ on steps where the exact-ε probe ran, else NaN"),
+    _col("skipped", "int8", "host",
+         "1 where fp16 loss scaling found inf/NaN gradients and the step changed nothing (θ and optimizer state "
+         "kept; its ε/ω columns are not finite), else 0"),
 ))
 
 #: Group ``epochs``: one row per ``Recorder.log_epoch`` call. Further names may be declared

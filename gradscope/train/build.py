@@ -60,7 +60,7 @@ def cpu_threads(config: RecordConfig, device: torch.device) -> int | None:
 def dataset_spec(config: RecordConfig) -> DatasetSpec:
     """The dataset a configuration names (the built-in demo when it names none)."""
     kw: dict[str, Any] = dict(smiles_column=config.smiles_column, targets=config.targets, task=config.task,
-                              max_atoms=config.max_atoms)
+                              max_atoms=config.max_atoms, duplicates=config.duplicates)
     if config.data is not None:
         return DatasetSpec(name=config.dataset, path=str(config.data), **kw)
     return DatasetSpec(name=config.dataset or "demo", **kw)

@@ -78,6 +78,7 @@ class Checkpoint:
     standardizer: dict[str, Any] | None = None
     rho_schedule_state: dict[str, Any] | None = None
     lr_schedule_state: dict[str, Any] | None = None
+    scaler_state: dict[str, Any] | None = None  # fp16 runs: the GradScaler's loss scale and growth tracker
     gradscope_version: str = ""
     torch_version: str = ""
 
@@ -92,7 +93,7 @@ class Checkpoint:
             "dataset": self.dataset, "dataset_sha256": self.dataset_sha256, "split": self.split,
             "standardizer": self.standardizer, "optimizer_state": self.optimizer_state,
             "rho_schedule_state": self.rho_schedule_state, "lr_schedule_state": self.lr_schedule_state,
-            **self.state.to_dict(), "rng": self.rng, "gradscope_version": self.gradscope_version,
+            "scaler_state": self.scaler_state, **self.state.to_dict(), "rng": self.rng, "gradscope_version": self.gradscope_version,
             "torch_version": self.torch_version,
         }
 
@@ -107,7 +108,7 @@ class Checkpoint:
             optimizer_state=data["optimizer_state"], state=RunState.from_dict(data), rng=data["rng"],
             dataset_sha256=data.get("dataset_sha256"), standardizer=data.get("standardizer"),
             rho_schedule_state=data.get("rho_schedule_state"), lr_schedule_state=data.get("lr_schedule_state"),
-            gradscope_version=str(data.get("gradscope_version", "")), torch_version=str(data.get("torch_version", "")),
+            scaler_state=data.get("scaler_state"), gradscope_version=str(data.get("gradscope_version", "")), torch_version=str(data.get("torch_version", "")),
         )
 
     @classmethod

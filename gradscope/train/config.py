@@ -23,6 +23,7 @@ import math
 from dataclasses import dataclass, field, fields
 from typing import Any, Callable
 
+from gradscope.chem.duplicates import POLICIES as DUPLICATE_POLICIES
 from gradscope.errors import ConfigError
 from gradscope.models.config import PRESETS
 from gradscope.optim.core import BASE_OPTIMIZERS
@@ -32,7 +33,7 @@ from gradscope.probes.settings import RecorderSettings
 from gradscope.train.schedules import LR_SCHEDULES
 
 SPLITS = ("random", "scaffold")
-PRECISIONS = ("fp32", "bf16")
+PRECISIONS = ("fp32", "bf16", "fp16")
 TASKS = ("classification", "regression")
 #: The flag groups of `gradscope record --help`, in order (the optimizer's settings follow "optimization").
 GROUPS = ("data", "optimization", "model, device, output", "recording")
@@ -76,6 +77,9 @@ class RecordConfig:
                                            parse=_comma_list)
     task: str | None = flag(None, "classification or regression (default: inferred)", "data", choices=TASKS)
     max_atoms: int = flag(100, "skip larger molecules", "data")
+    duplicates: str = flag("keep", "a molecule in several rows (same canonical SMILES): keep every copy (reported), "
+                           "or keep the first copy only (copies with conflicting labels are all skipped)", "data",
+                           choices=DUPLICATE_POLICIES)
     split: str = flag("random", "random (seeded by --seed) or scaffold split", "data", choices=SPLITS)
     split_sizes: tuple[float, float, float] = (0.8, 0.1, 0.1)
     # optimization
@@ -100,8 +104,9 @@ class RecordConfig:
     seed: int = flag(0, "seed of the split, the initialisation and the epochs' batch orders",
                      "model, device, output")
     device: str = flag("auto", "auto (CUDA when present), cpu, cuda, cuda:N", "model, device, output")
-    precision: str = flag("fp32", "bf16: forward passes under autocast (CPU and GPU); weights and optimizer stay "
-                          "fp32", "model, device, output", choices=PRECISIONS)
+    precision: str = flag("fp32", "bf16 or fp16: forward passes under autocast (CPU and GPU); weights and optimizer "
+                          "stay fp32; fp16 scales the loss with torch.amp.GradScaler and skips steps with inf/NaN "
+                          "gradients", "model, device, output", choices=PRECISIONS)
     threads: int | None = flag(None, "CPU threads for torch (default: 1 for the tiny and small models, torch's "
                                "default for the others)", "model, device, output", metavar="N")
     # recording (the Recorder's settings; see recorder_settings)

@@ -22,6 +22,7 @@ from typing import Any, Callable
 import numpy as np
 
 from gradscope.errors import GradscopeError
+from gradscope.runlock import run_lock
 from gradscope.train.config import RecordConfig
 from gradscope.train.loop import RunResult, record
 
@@ -102,8 +103,14 @@ def record_folds(config: RecordConfig, out: str | Path, folds: int, *, overwrite
     if not isinstance(folds, int) or folds < 2:
         raise GradscopeError(f"--folds must be an integer >= 2, got {folds!r}")
     out = Path(out)
-    log = log or (lambda msg: None)
+    with run_lock(out, "gradscope record --folds"):
+        return _record_folds(config, out, folds, overwrite, log or (lambda msg: None), record_kwargs)
+
+
+def _record_folds(config: RecordConfig, out: Path, folds: int, overwrite: bool, log: Callable[[str], None],
+                  record_kwargs: dict[str, Any]) -> dict[str, Any]:
     results: list[FoldResult] = []
+    summary: dict[str, Any] = {}
     for fold in range(folds):
         target = fold_dir(out, fold)
         resume = (target / "checkpoints" / "last.pt").is_file() and not overwrite

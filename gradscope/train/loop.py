@@ -8,11 +8,15 @@ loop itself is :class:`~gradscope.train.trainer.Trainer`.
 """
 from __future__ import annotations
 
+import os
+import shutil
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import torch
 
+from gradscope.runlock import LOCK_NAME, run_lock
 from gradscope.train.config import RecordConfig
 from gradscope.train.rundir import RUN_FILES, check_out_dir, prepare_out_dir
 from gradscope.train.trainer import RunResult, Trainer, epoch_order
@@ -45,8 +49,29 @@ def record(
     """
     previous_threads = torch.get_num_threads()
     try:
-        trainer = Trainer(config, out, resume=resume, overwrite=overwrite, quiet=quiet, progress=progress, log=log,
-                          stop_when=stop_when)
-        return trainer.run()
+        with _writer_lock(Path(out)):
+            trainer = Trainer(config, out, resume=resume, overwrite=overwrite, quiet=quiet, progress=progress,
+                              log=log, stop_when=stop_when)
+            return trainer.run()
     finally:
         torch.set_num_threads(previous_threads)
+
+
+@contextmanager
+def _writer_lock(out: Path) -> Iterator[None]:
+    """Hold ``out``'s run lock (rank 0 of a torchrun job only: it alone writes the run directory).
+
+    A second writer is refused before anything is written. A directory the lock had to create is
+    removed again when the run fails before writing into it, so a user error leaves nothing behind.
+    """
+    if int(os.environ.get("RANK", "0")) != 0:
+        yield
+        return
+    created = not out.exists()
+    try:
+        with run_lock(out, "gradscope record"):
+            yield
+    except BaseException:
+        if created and out.is_dir() and [p.name for p in out.iterdir()] in ([], [LOCK_NAME]):
+            shutil.rmtree(out, ignore_errors=True)
+        raise

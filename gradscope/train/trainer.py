@@ -180,7 +180,9 @@ class Trainer:
         if dist.enabled:
             self.train_model = torch.nn.parallel.DistributedDataParallel(
                 self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
-        self.autocast_dtype = torch.bfloat16 if config.precision == "bf16" else None
+        self.autocast_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(config.precision)
+        # fp16: loss scaling; every pass is unscaled inside the optimizer's step (gradscope.optim.amp)
+        self.scaler = torch.amp.GradScaler(self.device.type) if config.precision == "fp16" else None
 
     def _steps_per_epoch(self) -> int:
         config, dist = self.config, self.dist
@@ -203,6 +205,8 @@ class Trainer:
             self.rho_schedule.load_state_dict(ckpt.rho_schedule_state)
         if self.lr_schedule is not None and ckpt.lr_schedule_state is not None:
             self.lr_schedule.load_state_dict(ckpt.lr_schedule_state)
+        if self.scaler is not None and ckpt.scaler_state:
+            self.scaler.load_state_dict(ckpt.scaler_state)
         self.state = ckpt.state
         set_rng_state(ckpt.rng)
         if self.state.epoch >= self.config.epochs:
@@ -295,21 +299,41 @@ class Trainer:
             self.recorder.set_batch_size(len(idx))  # the global batch; the last one may be short
         if self.method.plain:  # a torch optimizer: it calls the closure once and needs zeroed gradients
             self.optimizer.zero_grad(set_to_none=False)
-        loss = self.optimizer.step(self._closure(batch))
+        loss = self._optimizer_step(self._closure(batch))
         if self.lr_schedule is not None:
             self.lr_schedule.step()
         self.state.sums.grad_evals += 1 if self.method.plain else self.optimizer.last_step.grad_evals
         self.state.step += 1
         return loss
 
+    def _optimizer_step(self, closure: Callable[[], torch.Tensor]) -> torch.Tensor:
+        """``optimizer.step(closure)``; under fp16 the GradScaler's call for the optimizer's kind.
+
+        A sharpness-aware method takes the scaler into its step (each pass unscaled, a step with
+        inf/NaN skipped); a torch optimizer follows torch's recipe (backward, ``scaler.step``).
+        """
+        if self.scaler is None:
+            return self.optimizer.step(closure)
+        if self.method.plain:  # a step GradScaler skips (inf/NaN) never reaches the optimizer: no trace row
+            loss = closure()
+            rows = self.recorder.step if self.recorder is not None else None
+            self.scaler.step(self.optimizer)
+            if self.recorder is not None and self.recorder.step != rows:
+                self.recorder.log_loss(loss)
+        else:
+            loss = self.optimizer.step(closure, scaler=self.scaler)
+        self.scaler.update()
+        return loss
+
     def _closure(self, batch: Any) -> Callable[[], torch.Tensor]:
-        """Forward + backward on ``batch`` (under autocast for bf16); the loss averaged over ranks."""
-        autocast = self.autocast_dtype
+        """Forward + backward on ``batch`` (under autocast for bf16/fp16, the loss scaled for fp16);
+        returns the unscaled loss averaged over ranks."""
+        autocast, scaler = self.autocast_dtype, self.scaler
 
         def closure() -> torch.Tensor:
             with torch.autocast(self.device.type, dtype=autocast, enabled=autocast is not None):
                 loss = masked_loss(self.train_model(batch), batch, self.data.task)
-            loss.backward()
+            (scaler.scale(loss) if scaler is not None else loss).backward()
             return D.mean_across(loss.detach(), self.dist)
 
         return closure
@@ -385,6 +409,7 @@ class Trainer:
             optimizer_state=self.optimizer.state_dict(),
             rho_schedule_state=self.rho_schedule.state_dict() if self.rho_schedule is not None else None,
             lr_schedule_state=self.lr_schedule.state_dict() if self.lr_schedule is not None else None,
+            scaler_state=self.scaler.state_dict() if self.scaler is not None else None,
             state=self.state, rng=rng_state(), gradscope_version=__version__, torch_version=str(torch.__version__),
         )
 

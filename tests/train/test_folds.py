@@ -65,3 +65,17 @@ def test_bad_fold_counts_and_missing_summaries_are_one_line_errors(tmp_path: Pat
             record_folds(RecordConfig(), tmp_path, bad)
     with pytest.raises(GradscopeError, match="no folds.json"):
         read_folds(tmp_path)
+
+
+def test_the_command_line_trains_the_folds_and_prints_mean_and_std(regression_csv: Path, tmp_path: Path, capsys) -> None:
+    from gradscope.cli import main
+    from train_tiny_data import record_args
+
+    out = tmp_path / "cv"
+    assert main(record_args(regression_csv, out, "--folds", "2", "--optimizer", "adam", "--quiet", epochs=1)) == 0
+    printed = capsys.readouterr().out
+    summary = read_folds(out)
+    assert summary["folds"] == 2 and summary["complete"] and summary["optimizer"] == "adam"
+    assert f"test rmse {summary['test']['mean']:.4f} ± {summary['test']['std']:.4f}" in printed
+    assert main(record_args(regression_csv, out, "--folds", "1", epochs=1)) == 2
+    assert "--folds must be an integer >= 2" in capsys.readouterr().err
