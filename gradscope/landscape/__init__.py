@@ -13,8 +13,8 @@ Typical use::
     save_plots(ls, "figures/")
 
 Modules: :mod:`.directions` (filter-normalized random, from vectors, interpolation),
-:mod:`.grid`, :mod:`.evaluate` (batched evaluation), :mod:`.hessian` (power iteration),
-:mod:`.sharpness`, :mod:`.compute` (the one-call entry), :mod:`.io` (HDF5 file),
+:mod:`.grid`, :mod:`.evaluate` (batched evaluation), :mod:`.hessian` (Hessian-vector products,
+power iteration), :mod:`.spectrum` (Lanczos, trace, spectral density), :mod:`.sharpness`, :mod:`.compute` (the one-call entry), :mod:`.io` (HDF5 file),
 :mod:`.plot`, :mod:`.distributed`. The file format and plots are described in docs/landscape.md.
 """
 from __future__ import annotations
@@ -35,6 +35,7 @@ from gradscope.landscape.hessian import (
     EigenResult,
     hessian_directions,
     hessian_vector_product,
+    loss_and_gradient,
     top_eigenpairs,
     top_eigenvalue,
 )
@@ -42,32 +43,51 @@ from gradscope.landscape.io import Landscape, LandscapeWriter, load_directions, 
 from gradscope.landscape.params import ParamLayout
 from gradscope.landscape.plot import plot_1d, plot_contour, plot_html, plot_surface, save_plots
 from gradscope.landscape.settings import LandscapeSettings, SharpnessSettings
-from gradscope.landscape.sharpness import Sharpness, compare_sharpness, measure_sharpness
+from gradscope.landscape.sharpness import RhoSharpness, Sharpness, compare_sharpness, measure_sharpness, rho_sharpness
+from gradscope.landscape.spectrum import (
+    ExtremeEigenvalues,
+    LanczosResult,
+    SpectralDensity,
+    TraceEstimate,
+    extreme_eigenvalues,
+    hutchinson_trace,
+    lanczos,
+    spectral_density,
+)
 
 __all__ = [
     "Directions",
     "EigenResult",
     "EvalResult",
+    "ExtremeEigenvalues",
     "FunctionalModel",
     "Grid",
     "Landscape",
     "LandscapeEvaluator",
     "LandscapeSettings",
     "LandscapeWriter",
+    "LanczosResult",
     "ParamLayout",
+    "RhoSharpness",
     "Sharpness",
     "SharpnessSettings",
+    "SpectralDensity",
+    "TraceEstimate",
     "axis_coords",
     "compare_landscapes",
     "compare_sharpness",
     "compute_landscape",
     "default_forward",
     "directions_from_vectors",
+    "extreme_eigenvalues",
     "gather_points",
     "hessian_directions",
     "hessian_vector_product",
+    "hutchinson_trace",
     "interpolation_direction",
+    "lanczos",
     "load_directions",
+    "loss_and_gradient",
     "make_grid",
     "measure_sharpness",
     "normalize_directions",
@@ -77,8 +97,10 @@ __all__ = [
     "plot_html",
     "plot_surface",
     "random_directions",
+    "rho_sharpness",
     "save_plots",
     "shard",
+    "spectral_density",
     "top_eigenpairs",
     "top_eigenvalue",
 ]

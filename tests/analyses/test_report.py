@@ -18,7 +18,7 @@ from analyses.runs import load_runs
 from gradscope.errors import GradscopeError
 
 EPOCHS = {"epoch": np.arange(4), "train_loss": [1.0, 0.8, 0.6, 0.5], "val_loss": [1.1, 0.9, 0.8, 0.85],
-          "val_auc": [0.6, 0.7, 0.8, 0.75], "test_auc": [0.55, 0.65, 0.75, 0.7], "graphs_per_s": [100.0] * 4,
+          "val_roc_auc": [0.6, 0.7, 0.8, 0.75], "test_roc_auc": [0.55, 0.65, 0.75, 0.7], "graphs_per_s": [100.0] * 4,
           "attention_entropy": [2.0, 2.3, 2.6, 2.8]}
 
 
