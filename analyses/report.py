@@ -105,8 +105,8 @@ def _section(kind: Kind, runs: Sequence[Run], options: PlotOptions) -> tuple[Sec
     if usable:
         parts.append(f'<div class="figure">{_plotly_div(kind.plotly(usable, options), f"gs-{kind.name}")}</div>')
         result.figures += 1
-        if kind.table is not None:
-            rows = kind.table(usable, options)
+        rows = kind.table(usable, options) if kind.table is not None else []
+        if rows:
             parts.append(tables.to_html(rows, headers=kind.table_headers))
             result.tables += 1
     else:

@@ -25,6 +25,7 @@ import numpy as np
 from analyses.names import display_name
 from analyses.paper import canonical_optimizer
 from gradscope.errors import GradscopeError
+from gradscope.landscape.summary import ARRAYS_FILE
 from gradscope.trace import Trace, open_trace
 
 
@@ -111,7 +112,7 @@ def load_run(source: str | os.PathLike[str], label: str | None = None) -> Run:
             trace = open_trace(path / "trace.h5")
         landscape_dir = path / "landscape"
         if landscape_dir.is_dir():
-            landscapes = sorted(p for p in landscape_dir.rglob("*.h5") if p.is_file() and p.name != "sharpness.h5")
+            landscapes = sorted(p for p in landscape_dir.rglob("*.h5") if p.is_file() and p.name != ARRAYS_FILE)
         if trace is None and not landscapes:
             raise GradscopeError(f"{path} holds neither trace.h5 nor landscape/*.h5 (not a gradscope run directory)")
     else:

@@ -14,8 +14,11 @@ Typical use::
 
 Modules: :mod:`.directions` (filter-normalized random, from vectors, interpolation),
 :mod:`.grid`, :mod:`.evaluate` (batched evaluation), :mod:`.hessian` (Hessian-vector products,
-power iteration), :mod:`.spectrum` (Lanczos, trace, spectral density), :mod:`.sharpness`, :mod:`.compute` (the one-call entry), :mod:`.io` (HDF5 file),
-:mod:`.plot`, :mod:`.distributed`. The file format and plots are described in docs/landscape.md.
+power iteration), :mod:`.spectrum` (Lanczos, trace, spectral density), :mod:`.sharpness`,
+:mod:`.compute` (the one-call entry), :mod:`.io` (HDF5 file), :mod:`.plot` (every figure),
+:mod:`.summary` (sharpness files), :mod:`.runs` (landscapes of recorded runs: what
+``gradscope landscape`` runs), :mod:`.distributed`. The file format and plots are described in
+docs/landscape.md.
 """
 from __future__ import annotations
 
@@ -39,10 +42,21 @@ from gradscope.landscape.hessian import (
     top_eigenpairs,
     top_eigenvalue,
 )
-from gradscope.landscape.io import Landscape, LandscapeWriter, load_directions, open_landscape
+from gradscope.landscape.io import Landscape, LandscapeWriter, landscape_file_name, load_directions, open_landscape
 from gradscope.landscape.params import ParamLayout
-from gradscope.landscape.plot import plot_1d, plot_contour, plot_html, plot_surface, save_plots
+from gradscope.landscape.plot import (
+    comparison_figure,
+    comparison_plotly,
+    plot_1d,
+    plot_contour,
+    plot_density,
+    plot_html,
+    plot_surface,
+    save_plots,
+)
+from gradscope.landscape.summary import read_sharpness, write_sharpness
 from gradscope.landscape.settings import LandscapeSettings, SharpnessSettings
+from gradscope.landscape.runs import RunLandscape, RunLandscapeSettings, compute_runs, write_outputs
 from gradscope.landscape.sharpness import RhoSharpness, Sharpness, compare_sharpness, measure_sharpness, rho_sharpness
 from gradscope.landscape.spectrum import (
     ExtremeEigenvalues,
@@ -69,6 +83,8 @@ __all__ = [
     "LanczosResult",
     "ParamLayout",
     "RhoSharpness",
+    "RunLandscape",
+    "RunLandscapeSettings",
     "Sharpness",
     "SharpnessSettings",
     "SpectralDensity",
@@ -76,7 +92,10 @@ __all__ = [
     "axis_coords",
     "compare_landscapes",
     "compare_sharpness",
+    "comparison_figure",
+    "comparison_plotly",
     "compute_landscape",
+    "compute_runs",
     "default_forward",
     "directions_from_vectors",
     "extreme_eigenvalues",
@@ -85,6 +104,7 @@ __all__ = [
     "hessian_vector_product",
     "hutchinson_trace",
     "interpolation_direction",
+    "landscape_file_name",
     "lanczos",
     "load_directions",
     "loss_and_gradient",
@@ -94,13 +114,17 @@ __all__ = [
     "open_landscape",
     "plot_1d",
     "plot_contour",
+    "plot_density",
     "plot_html",
     "plot_surface",
     "random_directions",
+    "read_sharpness",
     "rho_sharpness",
     "save_plots",
     "shard",
     "spectral_density",
     "top_eigenpairs",
     "top_eigenvalue",
+    "write_outputs",
+    "write_sharpness",
 ]

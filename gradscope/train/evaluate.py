@@ -79,14 +79,10 @@ def evaluate(
     if not preds:
         return Evaluation(float("nan"), float("nan"), 0)
     y_pred = torch.cat(preds).cpu().numpy()
-    y_true = torch.cat(ys).cpu().numpy()
-    mask = torch.cat(masks).cpu().numpy()
-    if standardizer is not None and task == "regression":
-        y_pred = standardizer.inverse(y_pred)
-        y_true = standardizer.inverse(y_true)
     result = Evaluation(
         loss=float((loss_sum / count.clamp(min=1)).cpu()),
-        metric=get_metric(metric)(y_true, y_pred, mask),
+        metric=score(y_pred, torch.cat(ys).cpu().numpy(), torch.cat(masks).cpu().numpy(), task=task, metric=metric,
+                     standardizer=standardizer),
         n=len(y_pred),
     )
     if ent_sum is not None:
@@ -94,3 +90,13 @@ def evaluate(
         result.entropy = float(per.mean())
         result.entropy_layer_head = per
     return result
+
+
+def score(y_pred: np.ndarray, y_true: np.ndarray, mask: np.ndarray, *, task: str, metric: str,
+          standardizer: Standardizer | None = None) -> float:
+    """The task metric of predictions (:func:`gradscope.train.objective.predictions`) on the
+    original scale: regression predictions and targets are un-standardized first."""
+    if standardizer is not None and task == "regression":
+        y_pred = standardizer.inverse(y_pred)
+        y_true = standardizer.inverse(y_true)
+    return get_metric(metric)(y_true, y_pred, mask)
