@@ -120,3 +120,18 @@ def test_renderers():
     assert html.count("<tr>") == 3 and "<td>a|b</td>" in html and '<td class="num">67.45</td>' in html
     assert format_value(2.41300) == "2.413" and format_value(100.0) == "100" and format_value(True) == "yes"
     assert to_html([{"run": "<script>"}]).count("&lt;script&gt;") == 1
+
+
+def test_metric_direction_comes_from_gradscope_metrics(tmp_path):
+    """Which way is better is what gradscope.metrics says; an unknown metric has no best epoch."""
+    from analyses.epochs import best_epoch_row, higher_is_better
+    from gradscope.metrics import METRICS
+
+    assert all(higher_is_better(name) == m.higher_is_better for name, m in METRICS.items())
+    e = {"epoch": np.arange(3), "val_accuracy": np.array([0.5, 0.9, 0.7]), "test_accuracy": np.array([0.4, 0.8, 0.9]),
+         "graphs_per_s": np.array([1.0, 1.0, 1.0])}
+    trace = _write(tmp_path, "u", "SAM", e, [2])
+    with pytest.raises(MissingDataError, match="unknown metric 'accuracy'"):
+        best_epoch_row(trace, "accuracy")
+    rows = throughput_table([trace])
+    assert rows[0]["metric"] is None and rows[0]["graphs_per_s"] == 1.0
