@@ -69,6 +69,20 @@ def resume_mismatch(previous: Landscape, settings: LandscapeSettings, directions
     return None
 
 
+def _previous(out: Path | None, settings: LandscapeSettings, resume: bool, overwrite: bool) -> Landscape | None:
+    """The landscape in ``out`` to continue (``resume``), or None to write afresh; an existing file
+    without ``resume`` or ``overwrite`` is an error."""
+    if out is None or not out.exists():
+        return None
+    if resume:
+        previous = open_landscape(out)
+        _check_resumable(out, previous, settings)
+        return previous
+    if not overwrite:
+        raise GradscopeError(f"{out} exists: pass resume=True to continue it or overwrite=True to replace it")
+    return None
+
+
 def _check_resumable(out: Path, previous: Landscape, settings: LandscapeSettings,
                      directions: Directions | None = None, with_metric: bool | None = None) -> None:
     why = resume_mismatch(previous, settings, directions, with_metric)
@@ -125,15 +139,9 @@ def compute_landscape(
     rank, size = dist_util.world()
     if distributed is False:
         rank, size = 0, 1
-    previous: Landscape | None = None
-    if out is not None and out.exists():
-        if resume:
-            previous = open_landscape(out)
-            _check_resumable(out, previous, settings)
-            if directions is None:
-                directions = previous.directions
-        elif not overwrite:
-            raise GradscopeError(f"{out} exists: pass resume=True to continue it or overwrite=True to replace it")
+    previous = _previous(out, settings, resume, overwrite)
+    if previous is not None and directions is None:
+        directions = previous.directions
     d = _resolve_directions(model, settings, directions)
     if previous is not None:
         assert out is not None

@@ -117,10 +117,6 @@ class PreparedRun:
     path: Path
     resume: bool
 
-    @property
-    def out_dir(self) -> Path:
-        return self.path.parent
-
 
 @dataclass
 class RunLandscape:
