@@ -17,7 +17,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Union
+from typing import Union
 
 import h5py
 import numpy as np
@@ -26,7 +26,7 @@ from analyses.names import display_name
 from analyses.paper import canonical_optimizer
 from gradscope.errors import GradscopeError
 from gradscope.landscape.summary import ARRAYS_FILE
-from gradscope.trace import Trace, open_trace
+from gradscope.trace import Table, Trace, open_trace
 
 
 class MissingDataError(GradscopeError):
@@ -208,7 +208,7 @@ def canonical(trace: Trace) -> str:
 GROUPS = ("steps", "epochs")
 
 
-def _table(trace: Trace, group: str) -> Any:
+def _columns(trace: Trace, group: str) -> Table:
     if group not in GROUPS:
         raise ValueError(f"group must be one of {', '.join(GROUPS)}, got {group!r}")
     return trace.steps if group == "steps" else trace.epochs
@@ -216,7 +216,7 @@ def _table(trace: Trace, group: str) -> Any:
 
 def has_column(trace: Trace, group: str, name: str) -> bool:
     """Whether ``group/name`` exists in the trace (it may still hold only NaN)."""
-    return name in _table(trace, group)
+    return name in _columns(trace, group)
 
 
 def column(trace: Trace, group: str, name: str, label: str = "", *, purpose: str = "") -> np.ndarray:
@@ -225,7 +225,7 @@ def column(trace: Trace, group: str, name: str, label: str = "", *, purpose: str
     if not has_column(trace, group, name):
         why = f" (needed for {purpose})" if purpose else ""
         raise MissingDataError(f"{who}: trace has no {group}/{name}{why}")
-    return np.asarray(_table(trace, group)[name], dtype=np.float64)
+    return np.asarray(_columns(trace, group)[name], dtype=np.float64)
 
 
 def _rows_column(trace: Trace, group: str, name: str, label: str, purpose: str) -> np.ndarray:

@@ -63,7 +63,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                        "SAM's ρ)")
     sharp.add_argument("--rho-steps", type=int, default=1, help="ascent steps of the ρ-sharpness (default 1, as SAM)")
     sharp.add_argument("--top-k", type=int, default=3, help="how many of the largest eigenvalues (default 3)")
-    sharp.add_argument("--trace-probes", type=int, default=20, help="probes of the trace estimate (default 20)")
+    sharp.add_argument("--trace-probes", type=int, default=20, help="probes of the trace estimate (default 20; "
+                       "0: no trace)")
+    sharp.add_argument("--density-steps", type=int, default=30, help="Lanczos steps of the eigenvalue density "
+                       "(default 30; 0: no density)")
     p.add_argument("--checkpoint", choices=("best", "last"), default="best", help="which checkpoint of a run directory")
     p.add_argument("--data", metavar="FILE", help="the dataset file, when it moved since training")
     p.add_argument("--out", metavar="DIR", help="write every run's files into DIR (default: each RUN/landscape)")
@@ -102,7 +105,8 @@ def settings_from_args(args: argparse.Namespace) -> Any:
     if args.hessian:
         sharpness = SharpnessSettings(radius=args.radius, seed=args.seed, normalization=args.normalization,
                                       rho=args.rho, rho_steps=args.rho_steps, top_k=args.top_k,
-                                      trace_probes=args.trace_probes)
+                                      trace_probes=args.trace_probes, density_runs=1 if args.density_steps else 0,
+                                      density_steps=args.density_steps or 30)
     return RunLandscapeSettings(landscape=landscape, directions=args.directions, split=args.split,
                                 samples=args.samples, step=args.step, sharpness=sharpness,
                                 checkpoint=args.checkpoint, data_path=args.data)

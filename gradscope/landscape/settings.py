@@ -125,14 +125,16 @@ class SharpnessSettings:
         rho: radius ρ of the Euclidean ball of the ρ-sharpness (SAM's ρ).
         rho_steps: normalized-gradient ascent steps of the ρ-sharpness (1 = SAM's one step;
             0 = not computed).
-        hessian: also the Hessian measures: λ_max, λ_min, the top-k eigenvalues, the trace and
-            the spectral density.
+        hessian: also the Hessian's extreme eigenvalues: λ_max, λ_min and the top-k (and, where
+            ``trace_probes`` / ``density_runs`` ask for them, the trace and the spectral density).
         top_k: how many of the largest eigenvalues.
         hessian_iters: the most Lanczos steps (Hessian-vector products) for the eigenvalues.
         hessian_tol: stop when every wanted Ritz value's residual bound is ≤ tol·max|λ|.
-        trace_probes: Rademacher probes of Hutchinson's trace estimate (0 = not computed).
+        trace_probes: Rademacher probes of Hutchinson's trace estimate (0, the default: not
+            computed; ``gradscope landscape --hessian`` uses 20).
         density_runs, density_steps: random start vectors and Lanczos steps of each for the
-            stochastic-Lanczos-quadrature density (``density_runs`` 0 = not computed).
+            stochastic-Lanczos-quadrature density (``density_runs`` 0, the default: not computed;
+            ``gradscope landscape --hessian`` uses 1 × 30).
         chunk_size, max_chunk_size, memory_budget_mb, mode: evaluation, as in
             :class:`LandscapeSettings`.
     """
@@ -148,8 +150,8 @@ class SharpnessSettings:
     top_k: int = 3
     hessian_iters: int = 100
     hessian_tol: float = 1e-4
-    trace_probes: int = 20
-    density_runs: int = 1
+    trace_probes: int = 0
+    density_runs: int = 0
     density_steps: int = 30
     chunk_size: int | None = None
     max_chunk_size: int = 64
