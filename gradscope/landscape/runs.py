@@ -183,7 +183,7 @@ def _eps_omega(run: Any, s: RunLandscapeSettings) -> Directions:
     eps, omega = vectors.eps(row), vectors.omega(row)
     if not np.isfinite(eps).all():
         raise GradscopeError(f"the snapshot at step {int(vectors.step[row])} has no ε (an Adam run?); "
-                             "use random directions")
+                             "use --directions random")
     ls = s.landscape
     return directions_from_vectors(run.model, [eps, omega][:ls.dims], normalization=ls.normalization,
                                    include_1d=ls.include_1d)
