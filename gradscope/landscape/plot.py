@@ -296,7 +296,7 @@ def plot_density(densities: Mapping[str, SpectralDensity], path: str | Path | No
     fig, (ax,) = _figure(None, 1, 6.0, 4.0)
     for label, density in densities.items():
         grid = density.grid()
-        ax.semilogy(grid, np.maximum(density.density(grid), 1e-12), linewidth=1.2, label=label)
+        ax.semilogy(grid, np.maximum(density.density(grid), 1e-8), linewidth=1.2, label=label)  # floor: log scale
     ax.set_xlabel("eigenvalue λ")
     ax.set_ylabel("density")
     ax.set_title("Hessian eigenvalue density (SLQ)")
