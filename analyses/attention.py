@@ -26,47 +26,26 @@ from matplotlib.figure import Figure
 
 from analyses import plotting
 from gradscope.errors import GradscopeError
+from gradscope.models import AttentionCapture, capture_attention
 
-_MAP_ATTRS = ("maps", "probs", "attentions", "attention", "layers")
+Capture = Callable[[torch.nn.Module], AbstractContextManager[AttentionCapture]]
+"""``capture(model)``: a context manager yielding the :class:`~gradscope.models.AttentionCapture`
+that the model's attention layers fill during a forward pass (default: ``capture_attention``)."""
 
 
-def _unpack(captured: Any) -> tuple[list[torch.Tensor], torch.Tensor | None]:
-    """(per-layer [B, H, L, L] tensors, mask [B, L] or None) from what a capture context yields.
+def _last_call(captured: AttentionCapture) -> tuple[list[torch.Tensor], torch.Tensor]:
+    """The per-layer ``[B, H, L, L]`` maps and the ``[B, L]`` mask of the last forward call.
 
-    Understands :class:`gradscope.models.AttentionCapture` (a list with ``mask`` and
-    ``per_call()``; the last forward call is used), an object with a list attribute of maps and
-    a ``mask``, a ``(maps, mask)`` pair, or a plain list of maps.
+    The one place where a capture becomes plain tensors: the capture holds every call's maps
+    (layer order within each call) and masks (True = real atom).
     """
-    try:
-        mask = getattr(captured, "mask", None)
-    except RuntimeError:  # AttentionCapture before any forward call
-        mask = None
-    maps: Any = None
-    per_call = getattr(captured, "per_call", None)
-    if callable(per_call):
-        calls = per_call()
-        if calls:
-            maps = calls[-1]
-    for name in _MAP_ATTRS if maps is None else ():
-        value = getattr(captured, name, None)
-        if isinstance(value, (list, tuple)):
-            maps = value
-            break
-    if maps is None and isinstance(captured, tuple) and len(captured) == 2 and isinstance(captured[0], (list, tuple)):
-        maps, mask = captured
-    if maps is None and isinstance(captured, (list, tuple)):
-        maps = captured
-    if maps is None:
-        raise GradscopeError(f"cannot read attention maps from {type(captured).__name__}")
-    return list(maps), mask
-
-
-def _default_capture() -> Callable[[Any], AbstractContextManager[Any]]:
-    try:
-        from gradscope.models import capture_attention
-    except ImportError:
-        raise GradscopeError("gradscope.models.capture_attention is not available; pass capture=") from None
-    return capture_attention
+    if not isinstance(captured, AttentionCapture):
+        raise GradscopeError(f"the attention capture must yield a gradscope.models.AttentionCapture, "
+                             f"got {type(captured).__name__}")
+    calls = captured.per_call()
+    if not calls or not calls[-1]:
+        raise GradscopeError("the model captured no attention (does it have attention layers?)")
+    return calls[-1], captured.mask
 
 
 def attention_matrix(
@@ -76,7 +55,7 @@ def attention_matrix(
     molecule: int = 0,
     layer: int = -1,
     head: int | None = None,
-    capture: Callable[[Any], AbstractContextManager[Any]] | None = None,
+    capture: Capture | None = None,
     forward: Callable[[torch.nn.Module, Any], Any] | None = None,
 ) -> np.ndarray:
     """The ``[n_atoms, n_atoms]`` attention of one molecule at one layer (one head, or the head mean).
@@ -84,18 +63,16 @@ def attention_matrix(
     Padding rows and columns (mask False) are cut off. The model is put in eval mode for the
     pass and restored to its previous mode afterwards.
     """
-    capture = capture or _default_capture()
+    capture = capture or capture_attention
     forward = forward or (lambda m, b: m(b))
     was_training = model.training
     model.eval()
     try:
         with torch.no_grad(), capture(model) as captured:
             forward(model, batch)
-            maps, mask = _unpack(captured)  # read inside: a capture may clear its list on exit
+            maps, mask = _last_call(captured)  # read inside: a capture may clear its list on exit
     finally:
         model.train(was_training)
-    if not maps:
-        raise GradscopeError("the model captured no attention (does it have attention layers?)")
     if not -len(maps) <= layer < len(maps):
         raise GradscopeError(f"layer {layer} out of range: the model has {len(maps)} attention layers")
     probs = maps[layer].detach().float().cpu()
@@ -110,9 +87,8 @@ def attention_matrix(
         matrix = per_head[head]
     else:
         raise GradscopeError(f"head {head} out of range: the layer has {per_head.shape[0]} heads")
-    if mask is not None:
-        keep = torch.as_tensor(mask)[molecule].detach().cpu().bool()
-        matrix = matrix[keep][:, keep]
+    keep = mask[molecule].detach().cpu().bool()
+    matrix = matrix[keep][:, keep]
     return matrix.numpy().astype(np.float64)
 
 
@@ -160,7 +136,7 @@ def attention_heatmap(
     layer: int = -1,
     head: int | None = None,
     atom_labels: Sequence[str] | None = None,
-    capture: Callable[[Any], AbstractContextManager[Any]] | None = None,
+    capture: Capture | None = None,
     forward: Callable[[torch.nn.Module, Any], Any] | None = None,
     ax: Axes | None = None,
 ) -> Figure:

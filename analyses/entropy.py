@@ -23,7 +23,8 @@ from matplotlib.figure import Figure
 from analyses import plotting
 from analyses.epochs import epoch_row
 from analyses.paper import PAPER_ATTENTION_ENTROPY
-from analyses.runs import MissingDataError, canonical, epoch_column, epochs_axis, has_column, labelled
+from analyses.runs import MissingDataError, RunLike, canonical, epoch_column, epochs_axis, has_column, labelled
+from gradscope.trace import Trace
 
 LAYER_HEAD = "attention_entropy_layer_head"
 ENTROPY_LABEL = "attention entropy (nats)"
@@ -49,7 +50,7 @@ class EntropySummary:
                 "paper_attention_entropy": self.paper}
 
 
-def entropy_curve(trace: Any, label: str = "") -> tuple[np.ndarray, np.ndarray]:
+def entropy_curve(trace: Trace, label: str = "") -> tuple[np.ndarray, np.ndarray]:
     """(epochs, mean attention entropy per epoch); from the layer × head dataset when needed."""
     epochs = epochs_axis(trace, label)
     if has_column(trace, "epochs", "attention_entropy"):
@@ -62,7 +63,7 @@ def entropy_curve(trace: Any, label: str = "") -> tuple[np.ndarray, np.ndarray]:
     raise MissingDataError(f"{label or 'trace'}: trace has no attention entropy (epochs/attention_entropy)")
 
 
-def _layer_head(trace: Any, label: str) -> np.ndarray:
+def _layer_head(trace: Trace, label: str) -> np.ndarray:
     grid = epoch_column(trace, "attention_entropy_layer_head", label)
     if grid.ndim == 2:  # one layer, or layers flattened: treat as layers × 1 head
         grid = grid[:, :, None]
@@ -71,7 +72,7 @@ def _layer_head(trace: Any, label: str) -> np.ndarray:
     return grid
 
 
-def entropy_summary(trace: Any, label: str = "", at: str | int = "last", metric: str | None = None) -> EntropySummary:
+def entropy_summary(trace: Trace, label: str = "", at: str | int = "last", metric: str | None = None) -> EntropySummary:
     """The run's attention entropy at epoch row ``at`` ("last", "best" or an epoch number)."""
     epochs, curve = entropy_curve(trace, label)
     if at == "last":  # the last epoch that measured it
@@ -89,12 +90,12 @@ def entropy_summary(trace: Any, label: str = "", at: str | int = "last", metric:
                           paper=PAPER_ATTENTION_ENTROPY.get(canonical(trace)))
 
 
-def entropy_table(traces: Sequence[Any], labels: Sequence[str] | None = None, at: str | int = "last") -> list[dict[str, Any]]:
+def entropy_table(traces: Sequence[RunLike], labels: Sequence[str] | None = None, at: str | int = "last") -> list[dict[str, Any]]:
     """One row per run: ``run``, ``epoch``, ``attention_entropy``, ``paper_attention_entropy``."""
     return [entropy_summary(trace, label, at).as_row() for label, trace in labelled(traces, labels)]
 
 
-def _collect(traces: Sequence[Any], labels: Sequence[str] | None, at: str | int) -> list[tuple[int, str, np.ndarray, np.ndarray, EntropySummary]]:
+def _collect(traces: Sequence[RunLike], labels: Sequence[str] | None, at: str | int) -> list[tuple[int, str, np.ndarray, np.ndarray, EntropySummary]]:
     out = []
     for i, (label, trace) in enumerate(labelled(traces, labels)):
         epochs, curve = entropy_curve(trace, label)
@@ -107,7 +108,7 @@ def _head_names(shape: tuple[int, int]) -> list[str]:
 
 
 def entropy_figure(
-    traces: Sequence[Any], labels: Sequence[str] | None = None, at: str | int = "last",
+    traces: Sequence[RunLike], labels: Sequence[str] | None = None, at: str | int = "last",
     axes: Axes | Sequence[Axes] | None = None,
 ) -> Figure:
     """Fig. 10: entropy over epochs per run (paper values dotted), and per layer × head bars.
@@ -149,7 +150,7 @@ def entropy_figure(
     return fig
 
 
-def entropy_plotly(traces: Sequence[Any], labels: Sequence[str] | None = None, at: str | int = "last") -> Any:
+def entropy_plotly(traces: Sequence[RunLike], labels: Sequence[str] | None = None, at: str | int = "last") -> Any:
     """Interactive (plotly) :func:`entropy_figure`."""
     from plotly.subplots import make_subplots
     import plotly.graph_objects as go

@@ -3,36 +3,40 @@
 The GraphSAM paper (Wang et al., ICLR 2024) reports the test metric of the model selected on
 the validation set, as MoleculeNet benchmarks do. A run's ``epochs`` group holds
 ``val_<metric>`` and ``test_<metric>``; the best epoch maximizes the validation metric when
-higher is better (ROC-AUC, accuracy, R²) and minimizes it otherwise (RMSE, MAE, losses). The
-first of the tied best epochs wins, and epochs with an undefined (NaN) value never win.
+:mod:`gradscope.metrics` says higher is better (ROC-AUC) and minimizes it otherwise (RMSE, MAE).
+The first of the tied best epochs wins, and epochs with an undefined (NaN) value never win.
 """
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 
-from gradscope.errors import ConfigError
 from analyses.runs import MissingDataError, epoch_column, epoch_names, epochs_axis, has_column
-
-#: Metrics whose larger values are better; any other name is treated as an error (lower is better).
-HIGHER_IS_BETTER = ("auc", "roc_auc", "rocauc", "prc_auc", "prcauc", "auprc", "ap", "accuracy", "acc", "r2", "f1", "mcc")
-#: Order in which a run's metric is picked when none is named.
-PREFERRED = ("auc", "roc_auc", "rocauc", "rmse", "mae", "prc_auc", "accuracy", "acc", "r2")
+from gradscope.errors import ConfigError
+from gradscope.metrics import METRICS
+from gradscope.trace import Trace
 
 
-def higher_is_better(metric: str) -> bool:
-    return metric.lower() in HIGHER_IS_BETTER
+def higher_is_better(metric: str, label: str = "") -> bool:
+    """Whether larger values of ``metric`` are better, as :data:`gradscope.metrics.METRICS` says.
+
+    Raises a MissingDataError for a metric gradscope does not know (its best epoch is undefined).
+    """
+    known = METRICS.get(metric)
+    if known is None:
+        raise MissingDataError(f"{label or 'trace'}: unknown metric {metric!r} (gradscope knows "
+                               f"{', '.join(METRICS)}); cannot tell which epoch is best")
+    return known.higher_is_better
 
 
-def available_metrics(trace: Any) -> list[str]:
-    """Metrics with a ``test_<metric>`` dataset (losses excluded), in :data:`PREFERRED` order."""
-    names = set(epoch_names(trace))
-    found = [n[len("test_"):] for n in names if n.startswith("test_") and n != "test_loss"]
-    return sorted(found, key=lambda m: (PREFERRED.index(m.lower()) if m.lower() in PREFERRED else len(PREFERRED), m))
+def available_metrics(trace: Trace) -> list[str]:
+    """Metrics with a ``test_<metric>`` dataset (losses excluded): gradscope's metrics first, in
+    the order of :data:`gradscope.metrics.METRICS`, then any other name alphabetically."""
+    order = list(METRICS)
+    found = [n[len("test_"):] for n in epoch_names(trace) if n.startswith("test_") and n != "test_loss"]
+    return sorted(found, key=lambda m: (order.index(m) if m in order else len(order), m))
 
 
-def pick_metric(trace: Any, metric: str | None, label: str = "") -> str:
+def pick_metric(trace: Trace, metric: str | None, label: str = "") -> str:
     """The named metric (checked), else the run's preferred one."""
     if metric is not None:
         if not has_column(trace, "epochs", f"test_{metric}"):
@@ -44,7 +48,7 @@ def pick_metric(trace: Any, metric: str | None, label: str = "") -> str:
     return found[0]
 
 
-def best_epoch_row(trace: Any, metric: str, label: str = "") -> int:
+def best_epoch_row(trace: Trace, metric: str, label: str = "") -> int:
     """Row of the ``epochs`` group with the best ``val_<metric>`` (the last row when no val column).
 
     Raises a MissingDataError when the validation metric is never defined.
@@ -55,11 +59,11 @@ def best_epoch_row(trace: Any, metric: str, label: str = "") -> int:
     ok = np.isfinite(val)
     if not ok.any():
         raise MissingDataError(f"{label or 'trace'}: epochs/val_{metric} holds no defined value")
-    score = np.where(ok, val if higher_is_better(metric) else -val, -np.inf)
+    score = np.where(ok, val if higher_is_better(metric, label) else -val, -np.inf)
     return int(np.argmax(score))
 
 
-def epoch_row(trace: Any, at: str | int, label: str = "", metric: str | None = None) -> int:
+def epoch_row(trace: Trace, at: str | int, label: str = "", metric: str | None = None) -> int:
     """Row of the ``epochs`` group for ``at``: ``"last"``, ``"best"`` (validation) or an epoch number."""
     epochs = epochs_axis(trace, label)
     if at == "last":

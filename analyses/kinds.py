@@ -105,9 +105,14 @@ KINDS: dict[str, Kind] = {
         ),
         Kind(
             "landscape", "Loss landscapes", "Fig. 2",
-            "Filter-normalized 1-D loss curves around each minimum (overlaid) and 2-D contour maps.",
+            "Filter-normalized 1-D loss curves around each minimum (overlaid) and 2-D contour maps. Where "
+            "`gradscope landscape --hessian` measured them, the table gives the sharpness: the loss increase "
+            "along random directions at radius r, the ρ-sharpness (SAM's ascent step), the largest and smallest "
+            "Hessian eigenvalues and the Hessian trace.",
             lambda runs, o: landscape_mod.landscape_figure(runs, quantity=o.quantity),
             lambda runs, o: landscape_mod.landscape_plotly(runs, quantity=o.quantity),
+            lambda runs, o: landscape_mod.sharpness_table(runs),
+            {**landscape_mod.SHARPNESS_HEADERS, "radius": "r", "rho": "ρ"},
             needs_landscape=True,
         ),
     )

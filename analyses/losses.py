@@ -14,7 +14,8 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from analyses import plotting
-from analyses.runs import MissingDataError, epoch_column, epochs_axis, has_column, labelled
+from analyses.runs import MissingDataError, RunLike, epoch_column, epochs_axis, has_column, labelled
+from gradscope.trace import Trace
 
 
 @dataclass(frozen=True)
@@ -28,7 +29,7 @@ class LossCurves:
     held_out_loss: np.ndarray | None
 
 
-def loss_curves(trace: Any, label: str = "") -> LossCurves:
+def loss_curves(trace: Trace, label: str = "") -> LossCurves:
     """The train and held-out (test, else validation) loss per epoch of one run."""
     epochs = epochs_axis(trace, label)
     train = epoch_column(trace, "train_loss", label) if has_column(trace, "epochs", "train_loss") else None
@@ -44,7 +45,7 @@ def loss_curves(trace: Any, label: str = "") -> LossCurves:
     return LossCurves(label, epochs, train, held_out, values)
 
 
-def _collect(traces: Sequence[Any], labels: Sequence[str] | None) -> list[tuple[int, LossCurves]]:
+def _collect(traces: Sequence[RunLike], labels: Sequence[str] | None) -> list[tuple[int, LossCurves]]:
     return [(i, loss_curves(trace, label)) for i, (label, trace) in enumerate(labelled(traces, labels))]
 
 
@@ -53,7 +54,7 @@ def _right_title(curves: list[tuple[int, LossCurves]]) -> str:
     return {frozenset({"test"}): "test loss", frozenset({"val"}): "validation loss"}.get(frozenset(kinds), "test / validation loss")
 
 
-def loss_figure(traces: Sequence[Any], labels: Sequence[str] | None = None, axes: Axes | Sequence[Axes] | None = None, logy: bool = False) -> Figure:
+def loss_figure(traces: Sequence[RunLike], labels: Sequence[str] | None = None, axes: Axes | Sequence[Axes] | None = None, logy: bool = False) -> Figure:
     """Fig. 5: train loss (left) and test / validation loss (right) per epoch, one line per run."""
     curves = _collect(traces, labels)
     fig, (left, right) = plotting.mpl_axes(axes, 2)
@@ -74,7 +75,7 @@ def loss_figure(traces: Sequence[Any], labels: Sequence[str] | None = None, axes
     return fig
 
 
-def loss_plotly(traces: Sequence[Any], labels: Sequence[str] | None = None, logy: bool = False) -> Any:
+def loss_plotly(traces: Sequence[RunLike], labels: Sequence[str] | None = None, logy: bool = False) -> Any:
     """Interactive (plotly) :func:`loss_figure`."""
     from plotly.subplots import make_subplots
     import plotly.graph_objects as go

@@ -21,7 +21,8 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from analyses import plotting
-from analyses.runs import MissingDataError, labelled, step_column, steps_axis
+from analyses.runs import MissingDataError, RunLike, labelled, step_column, steps_axis
+from gradscope.trace import Trace
 
 #: Per quantity: matplotlib (mathtext) and plotly (HTML) labels.
 SYMBOLS: dict[str, tuple[str, str]] = {
@@ -61,7 +62,7 @@ class Observation1Numbers:
         return asdict(self)
 
 
-def observation1_numbers(trace: Any, label: str = "") -> Observation1Numbers:
+def observation1_numbers(trace: Trace, label: str = "") -> Observation1Numbers:
     """std of ‖Δε‖ and ‖Δω‖, their ratio std(‖Δω‖)/std(‖Δε‖), and median ‖ω_t‖/‖ε_t‖."""
     purpose = "Observation 1"
     eps_change = step_column(trace, "eps_change", label, purpose=purpose)
@@ -78,7 +79,7 @@ def observation1_numbers(trace: Any, label: str = "") -> Observation1Numbers:
     )
 
 
-def observation1_table(traces: Sequence[Any], labels: Sequence[str] | None = None) -> list[dict[str, Any]]:
+def observation1_table(traces: Sequence[RunLike], labels: Sequence[str] | None = None) -> list[dict[str, Any]]:
     """One :meth:`Observation1Numbers.as_row` per run."""
     return [observation1_numbers(trace, label).as_row() for label, trace in labelled(traces, labels)]
 
@@ -95,7 +96,7 @@ class _Series:
     y: np.ndarray
 
 
-def _collect(traces: Sequence[Any], labels: Sequence[str] | None, names: tuple[str, str], purpose: str) -> list[_Series]:
+def _collect(traces: Sequence[RunLike], labels: Sequence[str] | None, names: tuple[str, str], purpose: str) -> list[_Series]:
     """Both quantities of every run; quantities that are NaN throughout (Adam's ε) are left out."""
     out: list[_Series] = []
     for i, (label, trace) in enumerate(labelled(traces, labels)):
@@ -160,7 +161,7 @@ def _plotly_pair(series: list[_Series], zoom: tuple[float, float], ylabel: str, 
 
 
 def observation1_figure(
-    traces: Sequence[Any], labels: Sequence[str] | None = None, zoom: tuple[float, float] | None = None,
+    traces: Sequence[RunLike], labels: Sequence[str] | None = None, zoom: tuple[float, float] | None = None,
     axes: Axes | Sequence[Axes] | None = None, logy: bool = False,
 ) -> Figure:
     """Fig. 3a / Fig. 8: ‖Δε‖ (solid) and ‖Δω‖ (dashed) over steps, full range and a zoom window.
@@ -172,14 +173,14 @@ def observation1_figure(
     return _mpl_pair(series, _zoom_for(series, zoom), axes, "change between consecutive steps", logy, "all steps")
 
 
-def observation1_plotly(traces: Sequence[Any], labels: Sequence[str] | None = None, zoom: tuple[float, float] | None = None, logy: bool = False) -> Any:
+def observation1_plotly(traces: Sequence[RunLike], labels: Sequence[str] | None = None, zoom: tuple[float, float] | None = None, logy: bool = False) -> Any:
     """Interactive (plotly) :func:`observation1_figure`."""
     series = _collect(traces, labels, CHANGE_PAIR, "Observation 1")
     return _plotly_pair(series, _zoom_for(series, zoom), "change between consecutive steps", logy, "all steps")
 
 
 def norms_figure(
-    traces: Sequence[Any], labels: Sequence[str] | None = None, zoom: tuple[float, float] | None = None,
+    traces: Sequence[RunLike], labels: Sequence[str] | None = None, zoom: tuple[float, float] | None = None,
     axes: Axes | Sequence[Axes] | None = None, logy: bool = True,
 ) -> Figure:
     """Fig. 9: ‖ε_t‖ (solid) and ‖ω_t‖ (dashed) over steps (log scale), full range and zoom."""
@@ -187,7 +188,7 @@ def norms_figure(
     return _mpl_pair(series, _zoom_for(series, zoom), axes, "gradient norm", logy, "all steps")
 
 
-def norms_plotly(traces: Sequence[Any], labels: Sequence[str] | None = None, zoom: tuple[float, float] | None = None, logy: bool = True) -> Any:
+def norms_plotly(traces: Sequence[RunLike], labels: Sequence[str] | None = None, zoom: tuple[float, float] | None = None, logy: bool = True) -> Any:
     """Interactive (plotly) :func:`norms_figure`."""
     series = _collect(traces, labels, NORM_PAIR, "the norm plot")
     return _plotly_pair(series, _zoom_for(series, zoom), "gradient norm", logy, "all steps")

@@ -16,7 +16,6 @@ Fractions count only steps where the cosine is defined (finite).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -25,65 +24,49 @@ from matplotlib.figure import Figure
 
 from analyses import plotting
 from analyses.paper import PAPER_CONSISTENT_PCT, PAPER_EXACT_AGREEMENT_PCT
-from analyses.runs import MissingDataError, canonical, has_column, labelled, step_column
+from analyses.runs import MissingDataError, RunLike, canonical, has_column, labelled, step_column
+from gradscope.trace import Trace, stats
+from gradscope.trace.stats import SignAgreement
 
 CONSISTENCY_LABEL = (r"$\cos(\epsilon_{t+1}, \omega_t)$", "cos(ε<sub>t+1</sub>, ω<sub>t</sub>)")
 EXACT_LABEL = (r"$\cos(\epsilon_t, \nabla L_B(\theta_t))$", "cos(ε<sub>t</sub>, ∇L<sub>B</sub>(θ<sub>t</sub>))")
 
-
-@dataclass(frozen=True)
-class SignAgreement:
-    """Fraction of defined cosines that are ≥ 0, and how many cosines were defined."""
-
-    fraction: float
-    count: int
-
-    @property
-    def percent(self) -> float:
-        return 100.0 * self.fraction
+def _steps(trace: Trace, label: str, name: str, purpose: str) -> Trace:
+    """``trace`` after checking that it recorded steps and the column ``name`` (MissingDataError)."""
+    step_column(trace, name, label, purpose=purpose)
+    return trace
 
 
-def _agreement(cosines: np.ndarray) -> SignAgreement:
-    defined = cosines[np.isfinite(cosines)]
-    if defined.size == 0:
-        return SignAgreement(float("nan"), 0)
-    return SignAgreement(float(np.count_nonzero(defined >= 0.0)) / defined.size, int(defined.size))
-
-
-def consistency_cosines(trace: Any, label: str = "") -> np.ndarray:
+def consistency_cosines(trace: Trace, label: str = "") -> np.ndarray:
     """The defined values of cos(ε_{t+1}, ω_t) (``steps/cos_eps_prev_omega``)."""
-    cos = step_column(trace, "cos_eps_prev_omega", label, purpose="Observation 2")
-    return cos[np.isfinite(cos)]
+    return stats.consistency_cosines(_steps(trace, label, stats.CONSISTENCY_COLUMN, "Observation 2").steps)
 
 
-def consistent_fraction(trace: Any, label: str = "") -> SignAgreement:
+def consistent_fraction(trace: Trace, label: str = "") -> SignAgreement:
     """Share of steps with cos(ε_{t+1}, ω_t) ≥ 0 (Observation 2; paper: 67.45% for SAM on BBBP)."""
-    return _agreement(step_column(trace, "cos_eps_prev_omega", label, purpose="Observation 2"))
+    return stats.consistent_fraction(_steps(trace, label, stats.CONSISTENCY_COLUMN, "Observation 2").steps)
 
 
-def exact_cosines(trace: Any, label: str = "", exclude_anchored: bool = True) -> np.ndarray:
+def exact_cosines(trace: Trace, label: str = "", exclude_anchored: bool = True) -> np.ndarray:
     """cos(ε_t, ∇L_B(θ_t)) on the probed steps (anchored steps left out unless asked)."""
-    cos = step_column(trace, "cos_eps_exact", label, purpose="exact-ε agreement")
-    if exclude_anchored and has_column(trace, "steps", "anchored"):
-        anchored = step_column(trace, "anchored", label)
-        cos = np.where(anchored > 0, np.nan, cos)
-    return cos[np.isfinite(cos)]
+    return stats.exact_cosines(_steps(trace, label, stats.EXACT_COLUMN, "exact-ε agreement").steps, exclude_anchored)
 
 
-def exact_agreement(trace: Any, label: str = "", exclude_anchored: bool = True) -> SignAgreement:
+def exact_agreement(trace: Trace, label: str = "", exclude_anchored: bool = True) -> SignAgreement:
     """Share of probed steps whose ε agrees in sign with the exact gradient (cos ≥ 0).
 
     Paper values: GraphSAM 72.46%, SAM-k 56.74%, SAM-One 40.05%. A run without the exact-ε
-    probe has count 0 and fraction NaN.
+    probe has count 0 and fraction NaN. The rule is :func:`gradscope.trace.stats.exact_agreement`
+    (also behind :meth:`gradscope.trace.Trace.exact_agreement`).
     """
-    return _agreement(exact_cosines(trace, label, exclude_anchored))
+    return stats.exact_agreement(_steps(trace, label, stats.EXACT_COLUMN, "exact-ε agreement").steps, exclude_anchored)
 
 
 def _pct(value: SignAgreement) -> float | None:
     return None if value.count == 0 else round(value.percent, 2)
 
 
-def observation2_table(traces: Sequence[Any], labels: Sequence[str] | None = None, exclude_anchored: bool = True) -> list[dict[str, Any]]:
+def observation2_table(traces: Sequence[RunLike], labels: Sequence[str] | None = None, exclude_anchored: bool = True) -> list[dict[str, Any]]:
     """Per run: consistent-pair % and exact-agreement % with the paper's values beside them.
 
     Columns: ``run``, ``consistent_pct``, ``consistent_n``, ``paper_consistent_pct``,
@@ -96,7 +79,7 @@ def observation2_table(traces: Sequence[Any], labels: Sequence[str] | None = Non
         if has_column(trace, "steps", "cos_eps_exact"):
             exact = exact_agreement(trace, label, exclude_anchored)
         else:
-            exact = SignAgreement(float("nan"), 0)
+            exact = stats.sign_agreement(np.array([]))
         rows.append({
             "run": label,
             "consistent_pct": _pct(consistent),
@@ -109,7 +92,7 @@ def observation2_table(traces: Sequence[Any], labels: Sequence[str] | None = Non
     return rows
 
 
-def _gather(traces: Sequence[Any], labels: Sequence[str] | None, exclude_anchored: bool) -> tuple[list, list]:
+def _gather(traces: Sequence[RunLike], labels: Sequence[str] | None, exclude_anchored: bool) -> tuple[list, list]:
     consistency, exact = [], []
     pairs = labelled(traces, labels)
     for i, (label, trace) in enumerate(pairs):
@@ -130,7 +113,7 @@ BINS = np.linspace(-1.0, 1.0, 41)
 
 
 def observation2_figure(
-    traces: Sequence[Any], labels: Sequence[str] | None = None, axes: Axes | Sequence[Axes] | None = None,
+    traces: Sequence[RunLike], labels: Sequence[str] | None = None, axes: Axes | Sequence[Axes] | None = None,
     bins: np.ndarray = BINS, exclude_anchored: bool = True,
 ) -> Figure:
     """Fig. 3c: histograms (density) of cos(ε_{t+1}, ω_t) per run, and of the exact-ε cosine.
@@ -160,7 +143,7 @@ def observation2_figure(
     return fig
 
 
-def observation2_plotly(traces: Sequence[Any], labels: Sequence[str] | None = None, bins: np.ndarray = BINS, exclude_anchored: bool = True) -> Any:
+def observation2_plotly(traces: Sequence[RunLike], labels: Sequence[str] | None = None, bins: np.ndarray = BINS, exclude_anchored: bool = True) -> Any:
     """Interactive (plotly) :func:`observation2_figure`; bars are densities over ``bins``."""
     from plotly.subplots import make_subplots
     import plotly.graph_objects as go

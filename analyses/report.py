@@ -105,8 +105,8 @@ def _section(kind: Kind, runs: Sequence[Run], options: PlotOptions) -> tuple[Sec
     if usable:
         parts.append(f'<div class="figure">{_plotly_div(kind.plotly(usable, options), f"gs-{kind.name}")}</div>')
         result.figures += 1
-        if kind.table is not None:
-            rows = kind.table(usable, options)
+        rows = kind.table(usable, options) if kind.table is not None else []
+        if rows:
             parts.append(tables.to_html(rows, headers=kind.table_headers))
             result.tables += 1
     else:
@@ -174,6 +174,21 @@ def _runs_table(runs: Sequence[Run]) -> str:
     return tables.to_html(rows)
 
 
+def _extra_section(extra: Sequence[tuple[str, Any]]) -> tuple[SectionResult, str]:
+    """The ``(caption, figure)`` pairs a caller appends: plotly figures, or matplotlib ones as PNG."""
+    result = SectionResult("extra", "More figures")
+    parts = ['<section id="extra"><h2>More figures</h2>']
+    for k, (caption, fig) in enumerate(extra):
+        parts.append(f"<h3>{html.escape(caption)}</h3>")
+        if isinstance(fig, Figure):
+            parts.append(f'<div class="figure">{_png(fig)}</div>')
+        else:
+            parts.append(f'<div class="figure">{_plotly_div(fig, f"gs-extra-{k}")}</div>')
+            result.figures += 1
+    parts.append("</section>")
+    return result, "\n".join(parts)
+
+
 def _plotly_js() -> str:
     from plotly.offline import get_plotlyjs
 
@@ -222,18 +237,9 @@ def build_report(
         sections.append(result)
         bodies.append(body)
     if extra:
-        result = SectionResult("extra", "More figures")
-        parts = ['<section id="extra"><h2>More figures</h2>']
-        for k, (caption, fig) in enumerate(extra):
-            parts.append(f"<h3>{html.escape(caption)}</h3>")
-            if isinstance(fig, Figure):
-                parts.append(f'<div class="figure">{_png(fig)}</div>')
-            else:
-                parts.append(f'<div class="figure">{_plotly_div(fig, f"gs-extra-{k}")}</div>')
-                result.figures += 1
-        parts.append("</section>")
+        result, body = _extra_section(extra)
         sections.append(result)
-        bodies.append("\n".join(parts))
+        bodies.append(body)
     created = datetime.now(timezone.utc).isoformat(timespec="seconds")
     nav = " ".join(f'<a href="#{s.kind}">{html.escape(s.title)}</a>' for s in sections)
     page = "\n".join([

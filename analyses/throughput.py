@@ -23,7 +23,8 @@ from matplotlib.figure import Figure
 
 from analyses import plotting
 from analyses.epochs import best_epoch_row, pick_metric
-from analyses.runs import MissingDataError, canonical, column, epoch_column, epochs_axis, has_column, labelled, optimizer_name
+from analyses.runs import MissingDataError, RunLike, canonical, column, epoch_column, epochs_axis, has_column, labelled, optimizer_label
+from gradscope.trace import Trace
 
 COLUMNS = ("run", "optimizer", "graphs_per_s", "vs_sam", "vs_adam", "metric", "test_metric", "best_epoch",
            "grad_evals", "steps", "passes_per_step")
@@ -36,10 +37,10 @@ def _mean_finite(values: np.ndarray) -> float | None:
     return float(v.mean()) if v.size else None
 
 
-def _run_row(label: str, trace: Any, metric: str | None) -> dict[str, Any]:
+def _run_row(label: str, trace: Trace, metric: str | None) -> dict[str, Any]:
     row: dict[str, Any] = {c: None for c in COLUMNS}
     row["run"] = label
-    row["optimizer"] = optimizer_name(trace)
+    row["optimizer"] = optimizer_label(trace)
     if has_column(trace, "epochs", "graphs_per_s"):
         row["graphs_per_s"] = _mean_finite(epoch_column(trace, "graphs_per_s", label))
     try:
@@ -60,7 +61,7 @@ def _run_row(label: str, trace: Any, metric: str | None) -> dict[str, Any]:
     return row
 
 
-def throughput_table(traces: Sequence[Any], labels: Sequence[str] | None = None, metric: str | None = None) -> list[dict[str, Any]]:
+def throughput_table(traces: Sequence[RunLike], labels: Sequence[str] | None = None, metric: str | None = None) -> list[dict[str, Any]]:
     """Tables 2 and 7: one row per run with the columns of :data:`COLUMNS` (``None`` = not recorded).
 
     Raises a MissingDataError when no run has a throughput, a test metric or a step count.
@@ -84,7 +85,7 @@ def _metric_title(rows: list[dict[str, Any]]) -> str:
     return f"test {names.pop()} (best val epoch)" if len(names) == 1 else "test metric (best val epoch)"
 
 
-def throughput_figure(traces: Sequence[Any], labels: Sequence[str] | None = None, metric: str | None = None,
+def throughput_figure(traces: Sequence[RunLike], labels: Sequence[str] | None = None, metric: str | None = None,
                       axes: Axes | Sequence[Axes] | None = None) -> Figure:
     """Bars of graphs/s (annotated with the ratio to SAM) and of the test metric, per run."""
     rows = throughput_table(traces, labels, metric)
@@ -109,7 +110,7 @@ def throughput_figure(traces: Sequence[Any], labels: Sequence[str] | None = None
     return fig
 
 
-def throughput_plotly(traces: Sequence[Any], labels: Sequence[str] | None = None, metric: str | None = None) -> Any:
+def throughput_plotly(traces: Sequence[RunLike], labels: Sequence[str] | None = None, metric: str | None = None) -> Any:
     """Interactive (plotly) :func:`throughput_figure`."""
     from plotly.subplots import make_subplots
     import plotly.graph_objects as go

@@ -31,7 +31,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--html", action="store_true", help="interactive plotly HTML (self-contained)")
     parser.add_argument("--zoom", metavar="A:B", help="step window of the zoomed panel (obs1, norms)")
     parser.add_argument("--labels", metavar="a,b,...", help="comma-separated run labels, one per RUN")
-    parser.add_argument("--metric", help="metric of the throughput table (default: the run's, e.g. auc or rmse)")
+    parser.add_argument("--metric", help="metric of the throughput table (default: the run's, e.g. roc_auc or rmse)")
     parser.add_argument("--at", default="last", help="epoch of the entropy numbers: last, best or a number")
     parser.add_argument("--quantity", default="loss", choices=("loss", "metric"), help="landscape quantity")
     parser.add_argument("--dpi", type=int, default=150, help="resolution of image output")
@@ -90,8 +90,9 @@ def run(args: argparse.Namespace) -> int:
     else:
         fig = kind.figure(runs, options)
         fig.savefig(out, dpi=args.dpi, bbox_inches="tight")
-    if kind.table is not None and not args.quiet:
-        print(to_markdown(kind.table(runs, options), headers=kind.table_headers), end="")
+    rows = kind.table(runs, options) if kind.table is not None and not args.quiet else []
+    if rows:
+        print(to_markdown(rows, headers=kind.table_headers), end="")
     if not args.quiet:
         print(f"wrote {out}")
     return 0

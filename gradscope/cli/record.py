@@ -11,6 +11,8 @@ use it is an error.
 from __future__ import annotations
 
 import argparse
+import json
+import shlex
 import sys
 import typing
 import warnings
@@ -225,12 +227,14 @@ def run(args: argparse.Namespace) -> int:
         return 130
     print(f"wrote {out}/config.json, {out}/trace.h5 ({result.steps} steps), {out}/checkpoints/"
           f"{{last,best}}.pt")
-    if not args.quiet:
+    if not args.quiet:  # commands to paste into a shell: paths quoted where they need it
+        q = shlex.quote
+        code = f"import gradscope; t = gradscope.open_trace({json.dumps(str(out / 'trace.h5'))}); print(t)"
         print("next:")
-        print(f"  gradscope plot obs1 {out} --out {out}/obs1.png     # Observation 1: how ε and ω change")
-        print(f"  gradscope report {out} --out {out}/report.html      # every figure and table in one page")
-        print(f"  gradscope landscape {out} --dim 1                    # loss landscape around the best checkpoint")
-        print(f"  python -c \"import gradscope; t = gradscope.open_trace('{out}/trace.h5'); print(t)\"")
+        print(f"  gradscope plot obs1 {q(str(out))} --out {q(str(out / 'obs1.png'))}     # Observation 1: how ε and ω change")
+        print(f"  gradscope report {q(str(out))} --out {q(str(out / 'report.html'))}      # every figure and table in one page")
+        print(f"  gradscope landscape {q(str(out))} --dim 1                    # loss landscape around the best checkpoint")
+        print(f"  python -c {q(code)}")
     return 0
 
 

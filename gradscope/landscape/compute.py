@@ -8,7 +8,6 @@ filter normalization), for the comparative 1-D figure of the GraphSAM paper's Fi
 """
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -22,7 +21,7 @@ from gradscope.landscape.directions import Directions, random_directions
 from gradscope.landscape.evaluate import LandscapeEvaluator
 from gradscope.landscape.functional import Batch, ForwardFn, LossFn, MetricFn
 from gradscope.landscape.grid import shard
-from gradscope.landscape.io import Landscape, LandscapeWriter, load_directions, open_landscape
+from gradscope.landscape.io import Landscape, LandscapeWriter, file_label, load_directions, open_landscape
 from gradscope.landscape.params import ParamLayout
 from gradscope.landscape.settings import LandscapeSettings
 
@@ -50,6 +49,45 @@ def _resolve_directions(
 
 def _same_grid(a: LandscapeSettings, b: LandscapeSettings) -> bool:
     return all(getattr(a, f) == getattr(b, f) for f in _GRID_FIELDS)
+
+
+def resume_mismatch(previous: Landscape, settings: LandscapeSettings, directions: Directions | None = None,
+                    with_metric: bool | None = None) -> str | None:
+    """Why ``previous`` (a landscape file) cannot be continued with these settings, directions and
+    metric — ``"on another grid"``, ``"along other directions"``, ``"with a metric"`` or
+    ``"without a metric"`` — or ``None`` when it can (``None`` arguments are not compared)."""
+    if not _same_grid(previous.settings, settings):
+        return "on another grid"
+    if directions is not None:
+        old = previous.directions
+        same = (old is not None and old.vectors.shape == directions.vectors.shape
+                and torch.equal(old.vectors.to(directions.vectors.device), directions.vectors))
+        if not same:
+            return "along other directions"
+    if with_metric is not None and (previous.metric is not None) != with_metric:
+        return "with a metric" if previous.metric is not None else "without a metric"
+    return None
+
+
+def _previous(out: Path | None, settings: LandscapeSettings, resume: bool, overwrite: bool) -> Landscape | None:
+    """The landscape in ``out`` to continue (``resume``), or None to write afresh; an existing file
+    without ``resume`` or ``overwrite`` is an error."""
+    if out is None or not out.exists():
+        return None
+    if resume:
+        previous = open_landscape(out)
+        _check_resumable(out, previous, settings)
+        return previous
+    if not overwrite:
+        raise GradscopeError(f"{out} exists: pass resume=True to continue it or overwrite=True to replace it")
+    return None
+
+
+def _check_resumable(out: Path, previous: Landscape, settings: LandscapeSettings,
+                     directions: Directions | None = None, with_metric: bool | None = None) -> None:
+    why = resume_mismatch(previous, settings, directions, with_metric)
+    if why is not None:
+        raise GradscopeError(f"{out} was computed {why}; resume needs the same settings")
 
 
 def compute_landscape(
@@ -101,26 +139,13 @@ def compute_landscape(
     rank, size = dist_util.world()
     if distributed is False:
         rank, size = 0, 1
-    previous: Landscape | None = None
-    if out is not None and out.exists():
-        if resume:
-            previous = open_landscape(out)
-            if not _same_grid(previous.settings, settings):
-                raise GradscopeError(f"{out} was computed on another grid; resume needs the same settings")
-            if directions is None:
-                directions = previous.directions
-        elif not overwrite:
-            raise GradscopeError(f"{out} exists: pass resume=True to continue it or overwrite=True to replace it")
+    previous = _previous(out, settings, resume, overwrite)
+    if previous is not None and directions is None:
+        directions = previous.directions
     d = _resolve_directions(model, settings, directions)
     if previous is not None:
-        assert previous.directions is not None
-        same = previous.directions.vectors.shape == d.vectors.shape and torch.equal(
-            previous.directions.vectors.to(d.vectors.device), d.vectors
-        )
-        if not same:
-            raise GradscopeError(f"{out} was computed along other directions; resume needs the same ones")
-        if (previous.metric is None) != (metric_fn is None):
-            raise GradscopeError(f"{out} was computed {'with' if previous.metric is not None else 'without'} a metric")
+        assert out is not None
+        _check_resumable(out, previous, settings, d, metric_fn is not None)
     ls = Landscape(
         x=grid.x, y=grid.y,
         loss=previous.loss.copy() if previous is not None else np.full(shape, np.nan),
@@ -170,13 +195,6 @@ def _in_memory(ls: Landscape):  # type: ignore[no-untyped-def]
     return update
 
 
-def _file_label(label: str) -> str:
-    safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", label).strip("._")
-    if not safe:
-        raise GradscopeError(f"label {label!r} gives no usable file name")
-    return safe
-
-
 def compare_landscapes(
     models: Mapping[str, nn.Module],
     batches: Sequence[Batch],
@@ -209,7 +227,7 @@ def compare_landscapes(
             raise GradscopeError(f"parameter set {label!r} has another architecture than the first")
     out: dict[str, Landscape] = {}
     for label, model in models.items():
-        path = Path(out_dir) / f"{_file_label(label)}.h5" if out_dir is not None else None
+        path = Path(out_dir) / f"{file_label(label)}.h5" if out_dir is not None else None
         out[label] = compute_landscape(
             model, batches, loss_fn, settings, metric_fn=metric_fn, metric_name=metric_name, forward=forward,
             batch_weights=batch_weights, out_path=path, resume=resume, overwrite=overwrite, progress=progress,

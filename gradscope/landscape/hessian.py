@@ -1,4 +1,4 @@
-"""Top Hessian eigenvalues and eigenvectors by power iteration on Hessian-vector products.
+"""Hessian-vector products and gradients of the evaluation-set loss; power iteration on them.
 
 The Hessian H = ∇²L(θ₀) of the evaluation-set loss is never formed: H·v comes from double
 backward (Pearlmutter 1994, "Fast exact multiplication by the Hessian"): with g = ∇L(θ) built
@@ -6,7 +6,10 @@ with a graph, H·v = ∇(g·v). Power iteration (v ← Hv/‖Hv‖, λ = vᵀHv)
 largest *magnitude* — λ_max near a minimum, where H is (nearly) positive semi-definite; it is the
 sharpness measure of Keskar et al. 2017 and of the SAM literature. Further eigenpairs come from
 deflation: the j-th run iterates on H − Σ_{i<j} λ_i u_i u_iᵀ, and v is kept orthogonal to the
-u_i found. Iteration stops after ``iters`` steps or when |λ_t − λ_{t−1}| <= tol·|λ_t|.
+u_i found. Iteration stops after ``iters`` steps or when |λ_t − λ_{t−1}| <= tol·|λ_t|. Power
+iteration gives the Hessian directions of a landscape (:func:`hessian_directions`); the reported
+sharpness numbers — λ_max and λ_min as the largest and smallest *algebraic* eigenvalues, the
+trace and the spectral density — come from :mod:`gradscope.landscape.spectrum`.
 """
 from __future__ import annotations
 
@@ -54,6 +57,21 @@ def hessian_vector_product(fm: FunctionalModel, theta: torch.Tensor, v: torch.Te
             if hv is not None:
                 out += hv
     return out.detach()
+
+
+def loss_and_gradient(fm: FunctionalModel, theta: torch.Tensor) -> tuple[float, torch.Tensor]:
+    """L(θ) and ∇L(θ) of the weighted evaluation-set loss of ``fm`` (backward batch by batch)."""
+    theta = theta.detach().requires_grad_(True)
+    grad = torch.zeros_like(theta)
+    total = 0.0
+    with torch.enable_grad():
+        for w, batch in zip(fm.weights, fm.batches):
+            loss, _ = fm.batch_loss(fm.named(theta), batch)
+            (g,) = torch.autograd.grad(w * loss, theta, allow_unused=True)
+            if g is not None:
+                grad += g
+            total += w * float(loss.detach().double())
+    return total, grad.detach()
 
 
 def _orthogonalize(v: torch.Tensor, basis: list[torch.Tensor]) -> torch.Tensor:

@@ -21,6 +21,7 @@ again with ``resume=True`` evaluates only the others.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -93,6 +94,22 @@ class Landscape:
     def centre_loss(self) -> float:
         """L(θ₀), the value at coordinates (0, 0)."""
         return float(self.loss.reshape(-1)[self.grid.centre_index])
+
+
+def file_label(label: str) -> str:
+    """``label`` as a file-name part: runs of characters other than ASCII letters, digits, ``-``,
+    ``_`` and ``.`` become one ``_`` (``"adam→sam"`` → ``"adam_sam"``). The one sanitising rule of
+    landscape outputs (data files, figures)."""
+    safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", label).strip("._")
+    if not safe:
+        raise GradscopeError(f"label {label!r} gives no usable file name")
+    return safe
+
+
+def landscape_file_name(label: str, directions: str, dims: int) -> str:
+    """The file of one landscape: ``<label>_<directions>_<dims>d.h5`` (e.g. ``sam_random_1d.h5``),
+    so that 1-D and 2-D landscapes, and landscapes along other directions, never share a file."""
+    return f"{file_label(label)}_{file_label(directions)}_{int(dims)}d.h5"
 
 
 def _directions_to_group(group: h5py.Group, d: Directions) -> None:

@@ -11,6 +11,8 @@ from gradscope.landscape.grid import AxisRange, Grid, make_grid
 
 NORMALIZATIONS = ("filter", "layer", "model", "none")
 EVAL_MODES = ("auto", "vmap", "loop")
+#: The fewest grid points per axis of a landscape: the centre θ₀ and one point on each side.
+MIN_POINTS = 3
 
 
 def _check_normalization(value: str) -> None:
@@ -31,7 +33,8 @@ class LandscapeSettings:
 
     Attributes:
         dims: 1 (a curve along d₁) or 2 (a surface over d₁, d₂).
-        points_x: grid points along d₁; must put 0 on the grid (odd for a symmetric range).
+        points_x: grid points along d₁, at least :data:`MIN_POINTS`; must put 0 on the grid (odd
+            for a symmetric range).
         range_x: ``r`` for the coordinates [-r, r], or a ``(low, high)`` pair containing 0
             (e.g. ``(-0.5, 1.5)`` for an interpolation θ_A → θ_B).
         points_y, range_y: the same along d₂ (default: those of x).
@@ -68,6 +71,11 @@ class LandscapeSettings:
             raise ConfigError(f"dims must be 1 or 2, got {self.dims!r}")
         if self.dims == 1 and (self.points_y is not None or self.range_y is not None):
             raise ConfigError("points_y / range_y are set but dims is 1")
+        for name in ("points_x", "points_y"):
+            value = getattr(self, name)
+            if isinstance(value, int) and not isinstance(value, bool) and 0 < value < MIN_POINTS:
+                raise ConfigError(f"{name} must be at least {MIN_POINTS}, got {value} "
+                                  "(a landscape needs θ₀ and points around it)")
         self.grid()  # validates counts and ranges (the centre must be a grid point)
         _check_normalization(self.normalization)
         if not isinstance(self.seed, int) or isinstance(self.seed, bool):
@@ -106,16 +114,27 @@ class LandscapeSettings:
 
 @dataclass(frozen=True)
 class SharpnessSettings:
-    """Sharpness numbers of one parameter set.
+    """Sharpness numbers of one parameter set (see :mod:`gradscope.landscape.sharpness`).
 
     Attributes:
         radius: perturbation size r; the random-direction sharpness is the loss increase at
             θ + r·d for filter-normalized (or otherwise normalized) random directions d.
         n_directions: how many random directions.
-        seed, normalization, include_1d: as in :class:`LandscapeSettings`.
-        hessian: also estimate the top Hessian eigenvalue λ_max (power iteration).
-        hessian_iters: maximum power iterations.
-        hessian_tol: stop when |λ_t − λ_{t−1}| <= tol·|λ_t|.
+        seed, normalization, include_1d: as in :class:`LandscapeSettings` (the seed also seeds
+            the Lanczos, Hutchinson and quadrature vectors).
+        rho: radius ρ of the Euclidean ball of the ρ-sharpness (SAM's ρ).
+        rho_steps: normalized-gradient ascent steps of the ρ-sharpness (1 = SAM's one step;
+            0 = not computed).
+        hessian: also the Hessian's extreme eigenvalues: λ_max, λ_min and the top-k (and, where
+            ``trace_probes`` / ``density_runs`` ask for them, the trace and the spectral density).
+        top_k: how many of the largest eigenvalues.
+        hessian_iters: the most Lanczos steps (Hessian-vector products) for the eigenvalues.
+        hessian_tol: stop when every wanted Ritz value's residual bound is ≤ tol·max|λ|.
+        trace_probes: Rademacher probes of Hutchinson's trace estimate (0, the default: not
+            computed; ``gradscope landscape --hessian`` uses 20).
+        density_runs, density_steps: random start vectors and Lanczos steps of each for the
+            stochastic-Lanczos-quadrature density (``density_runs`` 0, the default: not computed;
+            ``gradscope landscape --hessian`` uses 1 × 30).
         chunk_size, max_chunk_size, memory_budget_mb, mode: evaluation, as in
             :class:`LandscapeSettings`.
     """
@@ -125,22 +144,29 @@ class SharpnessSettings:
     seed: int = 0
     normalization: str = "filter"
     include_1d: bool = False
+    rho: float = 0.05
+    rho_steps: int = 1
     hessian: bool = True
+    top_k: int = 3
     hessian_iters: int = 100
     hessian_tol: float = 1e-4
+    trace_probes: int = 0
+    density_runs: int = 0
+    density_steps: int = 30
     chunk_size: int | None = None
     max_chunk_size: int = 64
     memory_budget_mb: float = 1024.0
     mode: str = "auto"
 
     def __post_init__(self) -> None:
-        if not self.radius > 0:
-            raise ConfigError(f"radius must be positive, got {self.radius!r}")
-        if not isinstance(self.n_directions, int) or self.n_directions < 1:
-            raise ConfigError(f"n_directions must be a positive integer, got {self.n_directions!r}")
+        for name in ("radius", "rho"):
+            if not getattr(self, name) > 0:
+                raise ConfigError(f"{name} must be positive, got {getattr(self, name)!r}")
+        for name in ("n_directions", "top_k", "hessian_iters", "density_steps"):
+            _check_count(name, getattr(self, name), minimum=1)
+        for name in ("rho_steps", "trace_probes", "density_runs"):
+            _check_count(name, getattr(self, name), minimum=0)
         _check_normalization(self.normalization)
-        if not isinstance(self.hessian_iters, int) or self.hessian_iters < 1:
-            raise ConfigError(f"hessian_iters must be a positive integer, got {self.hessian_iters!r}")
         if not self.hessian_tol >= 0:
             raise ConfigError(f"hessian_tol must be >= 0, got {self.hessian_tol!r}")
         if self.chunk_size is not None and (not isinstance(self.chunk_size, int) or self.chunk_size < 1):
@@ -150,3 +176,9 @@ class SharpnessSettings:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def _check_count(name: str, value: Any, minimum: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        what = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
+        raise ConfigError(f"{name} must be {what}, got {value!r}")

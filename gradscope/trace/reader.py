@@ -16,7 +16,8 @@ from typing import Any, Callable, Iterator, Mapping
 import h5py
 import numpy as np
 
-from gradscope.trace import schema
+from gradscope.errors import GradscopeError
+from gradscope.trace import schema, stats
 from gradscope.trace._files import as_text, check_format, config_of, open_for_reading, reading_errors
 
 
@@ -166,20 +167,17 @@ class Trace:
         gradient of a step points along the previous updating gradient (67.45 % of SAM's
         steps on BBBP in the paper). NaN when no step defines it.
         """
-        return _fraction_nonnegative(self.steps["cos_eps_prev_omega"])
+        return stats.consistent_fraction(self.steps).fraction
 
     def exact_agreement(self, exclude_anchored: bool = True) -> float:
         """Fraction of probed steps with cos(ε_t, ∇L_B(θ_t)) ≥ 0 (NaN when no step counts).
 
         Anchored steps, where ε *is* the exact gradient (cos = 1), are left out unless
         ``exclude_anchored=False``: the number is about the approximated ε, as in Wang et al.
-        (2024), who report 72.46 % for GraphSAM (SAM-k 56.74 %, SAM-One 40.05 %). The same rule
-        as ``analyses.observation2.exact_agreement``.
+        (2024), who report 72.46 % for GraphSAM (SAM-k 56.74 %, SAM-One 40.05 %). The rule is
+        :func:`gradscope.trace.stats.exact_agreement`, which the analyses use too.
         """
-        cos = np.asarray(self.steps["cos_eps_exact"])
-        if exclude_anchored and "anchored" in self.steps:
-            cos = cos[np.asarray(self.steps["anchored"]) != 1]  # -1 (never told) counts
-        return _fraction_nonnegative(cos)
+        return stats.exact_agreement(self.steps, exclude_anchored).fraction
 
     def per_epoch(self, name: str, reduce: Callable[[np.ndarray], float] = np.mean) -> tuple[np.ndarray, np.ndarray]:
         """Aggregate the step column ``name`` over each epoch.
@@ -189,16 +187,7 @@ class Trace:
             (default: the mean) of the column's non-NaN values over each epoch's steps; NaN for
             an epoch without any defined value.
         """
-        values = np.asarray(self.steps[name], dtype=np.float64)
-        epoch = self.steps["epoch"]
-        epochs = np.unique(epoch)
-        out = np.full(epochs.shape[0], np.nan)
-        for i, e in enumerate(epochs):
-            chunk = values[epoch == e]
-            chunk = chunk[~np.isnan(chunk)]
-            if chunk.size:
-                out[i] = reduce(chunk)
-        return epochs, out
+        return stats.per_epoch(self.steps["epoch"], self.steps[name], reduce)
 
 
 def open_trace(path: str | os.PathLike[str]) -> Trace:
@@ -231,8 +220,3 @@ def _pad(values: np.ndarray, rows: int) -> np.ndarray:
     out = np.full((rows, *values.shape[1:]), schema.fill_value(values.dtype), dtype=values.dtype)
     out[: values.shape[0]] = values
     return out
-
-
-def _fraction_nonnegative(cos: np.ndarray) -> float:
-    defined = cos[~np.isnan(cos)]
-    return float(np.mean(defined >= 0)) if defined.size else float("nan")

@@ -98,14 +98,10 @@ class _Sums:
         if not self.preds:
             return Evaluation(float("nan"), float("nan"), 0)
         y_pred = torch.cat(self.preds).cpu().numpy()
-        y_true = torch.cat(self.ys).cpu().numpy()
-        mask = torch.cat(self.masks).cpu().numpy()
-        if standardizer is not None and task == "regression":
-            y_pred = standardizer.inverse(y_pred)
-            y_true = standardizer.inverse(y_true)
         result = Evaluation(
             loss=float((self.loss_sum / self.count.clamp(min=1)).cpu()),
-            metric=get_metric(metric)(y_true, y_pred, mask),
+            metric=score(y_pred, torch.cat(self.ys).cpu().numpy(), torch.cat(self.masks).cpu().numpy(), task=task,
+                         metric=metric, standardizer=standardizer),
             n=len(y_pred),
         )
         if self.ent_sum is not None:
@@ -113,3 +109,13 @@ class _Sums:
             result.entropy = float(per.mean())
             result.entropy_layer_head = per
         return result
+
+
+def score(y_pred: np.ndarray, y_true: np.ndarray, mask: np.ndarray, *, task: str, metric: str,
+          standardizer: Standardizer | None = None) -> float:
+    """The task metric of predictions (:func:`gradscope.train.objective.predictions`) on the
+    original scale: regression predictions and targets are un-standardized first."""
+    if standardizer is not None and task == "regression":
+        y_pred = standardizer.inverse(y_pred)
+        y_true = standardizer.inverse(y_true)
+    return get_metric(metric)(y_true, y_pred, mask)

@@ -9,6 +9,7 @@ import torch
 
 from analyses.attention import attention_heatmap, attention_matrix
 from gradscope.errors import GradscopeError
+from gradscope.models import AttentionCapture
 
 
 class StandIn(torch.nn.Module):
@@ -19,19 +20,20 @@ class StandIn(torch.nn.Module):
         g = torch.Generator().manual_seed(0)
         self.maps = [torch.softmax(torch.randn(2, 3, 3, 3, generator=g), dim=-1) for _ in range(2)]
         self.mask = torch.tensor([[True, True, True], [True, True, False]])
-        self.sink: list | None = None
+        self.sink: AttentionCapture | None = None
 
     def forward(self, batch):
-        if self.sink is not None:
+        if self.sink is not None:  # what gradscope's attention layers do: every layer's maps, then the mask
             self.sink.extend(self.maps)
+            self.sink.masks.append(self.mask)
         return batch
 
 
 @contextlib.contextmanager
 def stand_in_capture(model):
-    model.sink = []
+    model.sink = AttentionCapture()
     try:
-        yield (model.sink, model.mask)
+        yield model.sink
     finally:
         model.sink = None
 
@@ -76,3 +78,30 @@ def test_real_graph_transformer():
     with torch.no_grad(), capture_attention(model.eval()) as attn:
         model(batch)
     np.testing.assert_allclose(got, attn[0][0, 1, :3, :3].numpy(), rtol=1e-6)
+
+
+def test_only_an_attention_capture_is_accepted():
+    @contextlib.contextmanager
+    def pairs(model):  # a (maps, mask) pair: not the shape gradscope's models produce
+        yield (list(model.maps), model.mask)
+
+    @contextlib.contextmanager
+    def silent(model):  # a capture no forward call filled
+        yield AttentionCapture()
+
+    with pytest.raises(GradscopeError, match="must yield a gradscope.models.AttentionCapture"):
+        attention_matrix(StandIn(), None, capture=pairs)
+    with pytest.raises(GradscopeError, match="captured no attention"):
+        attention_matrix(StandIn(), None, capture=silent)
+
+
+def test_last_forward_call_is_used():
+    model = StandIn()
+
+    def twice(m, batch):
+        m(batch)
+        m.maps = [p.flip(-1) for p in m.maps]  # the second call sees other maps
+        return m(batch)
+
+    got = attention_matrix(model, None, molecule=0, layer=0, head=0, capture=stand_in_capture, forward=twice)
+    np.testing.assert_allclose(got, model.maps[0][0, 0].numpy(), rtol=1e-6)

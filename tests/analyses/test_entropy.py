@@ -16,7 +16,7 @@ LAYER_HEAD = 2.0 + RNG.random((5, 3, 4))  # epochs × layers × heads
 
 def _epochs(**extra):
     base = {"epoch": np.arange(5), "attention_entropy": np.array([2.0, 2.2, 2.5, 2.4, np.nan]),
-            "val_auc": np.array([0.6, 0.8, 0.7, 0.8, 0.75]), "test_auc": np.array([0.5, 0.7, 0.6, 0.9, 0.8])}
+            "val_roc_auc": np.array([0.6, 0.8, 0.7, 0.8, 0.75]), "test_roc_auc": np.array([0.5, 0.7, 0.6, 0.9, 0.8])}
     base.update(extra)
     return base
 
@@ -26,7 +26,7 @@ def test_summary_last_best_and_number(tmp_path):
     last = entropy_summary(trace)
     assert (last.epoch, last.mean) == (3, 2.4)  # the last epoch that measured it (epoch 4 is NaN)
     assert last.paper == 2.4130
-    best = entropy_summary(trace, at="best")  # first epoch with the best val_auc
+    best = entropy_summary(trace, at="best")  # first epoch with the best val_roc_auc
     assert (best.epoch, best.mean) == (1, 2.2)
     assert entropy_summary(trace, at=2).mean == 2.5
     with pytest.raises(MissingDataError, match="no epoch 9"):

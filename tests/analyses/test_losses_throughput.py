@@ -49,7 +49,7 @@ def test_loss_curves_missing(tmp_path):
         loss_figure([trace])
 
 
-def _reference_row(epochs, grad_evals, higher_better=True, metric="auc"):
+def _reference_row(epochs, grad_evals, higher_better=True, metric="roc_auc"):
     """Best validation epoch by an explicit loop (first best wins), sums by hand."""
     best, best_val = None, None
     for i, v in enumerate(epochs[f"val_{metric}"]):
@@ -64,11 +64,11 @@ def _reference_row(epochs, grad_evals, higher_better=True, metric="auc"):
 
 def test_throughput_table_matches_reference(tmp_path):
     e_sam = {"epoch": np.arange(4), "graphs_per_s": np.array([100.0, 110.0, np.nan, 90.0]),
-             "val_auc": np.array([0.7, 0.9, 0.9, 0.8]), "test_auc": np.array([0.6, 0.85, 0.95, 0.7])}
+             "val_roc_auc": np.array([0.7, 0.9, 0.9, 0.8]), "test_roc_auc": np.array([0.6, 0.85, 0.95, 0.7])}
     e_gsam = {"epoch": np.arange(4), "graphs_per_s": np.array([190.0, 200.0, 210.0, 200.0]),
-              "val_auc": np.array([0.7, np.nan, 0.75, 0.95]), "test_auc": np.array([0.6, 0.99, 0.8, 0.9])}
+              "val_roc_auc": np.array([0.7, np.nan, 0.75, 0.95]), "test_roc_auc": np.array([0.6, 0.99, 0.8, 0.9])}
     e_adam = {"epoch": np.arange(4), "graphs_per_s": np.array([250.0] * 4),
-              "val_auc": np.array([0.7, 0.75, 0.8, 0.78]), "test_auc": np.array([0.6, 0.7, 0.8, 0.75])}
+              "val_roc_auc": np.array([0.7, 0.75, 0.8, 0.78]), "test_roc_auc": np.array([0.6, 0.7, 0.8, 0.75])}
     ge_sam, ge_gsam, ge_adam = [2] * 12, [2, 1, 1, 1, 2, 1, 1, 1, 2, 1, 1, 1], [1] * 12
     traces = [_write(tmp_path, "s", "SAM", e_sam, ge_sam), _write(tmp_path, "g", "GraphSAM", e_gsam, ge_gsam),
               _write(tmp_path, "a", "Adam", e_adam, ge_adam)]
@@ -77,7 +77,7 @@ def test_throughput_table_matches_reference(tmp_path):
     for row, ref in zip(rows, refs):
         for key, value in ref.items():
             assert row[key] == pytest.approx(value), key
-        assert row["metric"] == "auc"
+        assert row["metric"] == "roc_auc"
         assert row["vs_sam"] == pytest.approx(ref["graphs_per_s"] / refs[0]["graphs_per_s"])
         assert row["vs_adam"] == pytest.approx(ref["graphs_per_s"] / 250.0)
         assert row["passes_per_step"] == pytest.approx(ref["grad_evals"] / ref["steps"])
@@ -88,7 +88,7 @@ def test_throughput_table_matches_reference(tmp_path):
     left, right = fig.axes
     np.testing.assert_allclose([p.get_height() for p in left.patches], [r["graphs_per_s"] for r in refs])
     np.testing.assert_allclose([p.get_height() for p in right.patches], [r["test_metric"] for r in refs])
-    assert left.get_ylabel() == "graphs/s" and right.get_ylabel() == "test auc (best val epoch)"
+    assert left.get_ylabel() == "graphs/s" and right.get_ylabel() == "test roc_auc (best val epoch)"
     assert [t.get_text() for t in left.texts][1] == f"{refs[1]['graphs_per_s'] / refs[0]['graphs_per_s']:.2f}× SAM"
     p = throughput_plotly(traces)
     np.testing.assert_allclose(np.asarray(p.data[0].y, dtype=float), [r["graphs_per_s"] for r in refs])
@@ -101,8 +101,8 @@ def test_lower_is_better_metric_and_missing_reference(tmp_path):
     ref = _reference_row(e, [1, 1, 1], higher_better=False, metric="rmse")
     assert rows[0]["test_metric"] == ref["test_metric"] == 0.6 and rows[0]["metric"] == "rmse"
     assert rows[0]["vs_sam"] is None and rows[0]["vs_adam"] is None
-    with pytest.raises(MissingDataError, match="test_auc"):
-        throughput_table([_write(tmp_path, "h", "GraphSAM", e, [1])], metric="auc")
+    with pytest.raises(MissingDataError, match="test_roc_auc"):
+        throughput_table([_write(tmp_path, "h", "GraphSAM", e, [1])], metric="roc_auc")
 
 
 def test_throughput_nothing_recorded(tmp_path):
@@ -120,3 +120,18 @@ def test_renderers():
     assert html.count("<tr>") == 3 and "<td>a|b</td>" in html and '<td class="num">67.45</td>' in html
     assert format_value(2.41300) == "2.413" and format_value(100.0) == "100" and format_value(True) == "yes"
     assert to_html([{"run": "<script>"}]).count("&lt;script&gt;") == 1
+
+
+def test_metric_direction_comes_from_gradscope_metrics(tmp_path):
+    """Which way is better is what gradscope.metrics says; an unknown metric has no best epoch."""
+    from analyses.epochs import best_epoch_row, higher_is_better
+    from gradscope.metrics import METRICS
+
+    assert all(higher_is_better(name) == m.higher_is_better for name, m in METRICS.items())
+    e = {"epoch": np.arange(3), "val_accuracy": np.array([0.5, 0.9, 0.7]), "test_accuracy": np.array([0.4, 0.8, 0.9]),
+         "graphs_per_s": np.array([1.0, 1.0, 1.0])}
+    trace = _write(tmp_path, "u", "SAM", e, [2])
+    with pytest.raises(MissingDataError, match="unknown metric 'accuracy'"):
+        best_epoch_row(trace, "accuracy")
+    rows = throughput_table([trace])
+    assert rows[0]["metric"] is None and rows[0]["graphs_per_s"] == 1.0

@@ -108,3 +108,19 @@ def test_errors(tmp_path):
     empty = open_trace(write_trace(tmp_path / "e.h5", n_steps=0))
     with pytest.raises(MissingDataError, match="no recorded steps"):
         observation2_table([empty])
+
+
+def test_trace_method_and_analysis_agree(tmp_path):
+    """Trace.exact_agreement / consistent_fraction and the analysis give one number (one rule)."""
+    rng = np.random.default_rng(5)
+    n = 90
+    cols = sam_like(n, 4)
+    cols["cos_eps_exact"] = np.where(rng.random(n) < 0.5, rng.uniform(-1, 1, n), np.nan)
+    cols["anchored"] = rng.choice([-1, 0, 1], size=n)  # −1: the optimizer did not say; counts as not anchored
+    trace = open_trace(write_trace(tmp_path / "t.h5", cols, optimizer="GraphSAM"))
+    for exclude in (True, False):
+        ours = exact_agreement(trace, exclude_anchored=exclude)
+        assert trace.exact_agreement(exclude_anchored=exclude) == ours.fraction
+        want, count = _ref_fraction(cols["cos_eps_exact"].astype(np.float32), skip=(cols["anchored"] == 1) if exclude else None)
+        assert (ours.fraction, ours.count) == (pytest.approx(want), count)
+    assert trace.consistent_fraction() == consistent_fraction(trace).fraction

@@ -18,7 +18,7 @@ from analyses.runs import load_runs
 from gradscope.errors import GradscopeError
 
 EPOCHS = {"epoch": np.arange(4), "train_loss": [1.0, 0.8, 0.6, 0.5], "val_loss": [1.1, 0.9, 0.8, 0.85],
-          "val_auc": [0.6, 0.7, 0.8, 0.75], "test_auc": [0.55, 0.65, 0.75, 0.7], "graphs_per_s": [100.0] * 4,
+          "val_roc_auc": [0.6, 0.7, 0.8, 0.75], "test_roc_auc": [0.55, 0.65, 0.75, 0.7], "graphs_per_s": [100.0] * 4,
           "attention_entropy": [2.0, 2.3, 2.6, 2.8]}
 
 
@@ -186,3 +186,26 @@ def test_render_check_catches_errors(tmp_path):
     errors = json.loads(scan.probe)
     assert any("boom" in e for e in errors) and any("noSuchFunction" in e for e in errors)
     assert scan.plots == [False]
+
+
+def test_landscape_section_shows_each_runs_sharpness(tmp_path):
+    """sharpness.json beside a run's landscape files becomes the landscape section's table, one row
+    per measured parameter set, credited to the run it lies in."""
+    from analyses.landscapes import sharpness_table
+
+    runs = _runs(tmp_path)
+    x = np.linspace(-1, 1, 9)
+    write_landscape(runs[1] / "landscape" / "g.h5", x, 0.5 * x**2)
+    numbers = {"loss": 0.4, "radius": 0.05, "mean_increase": 0.01, "max_increase": 0.03, "rho": 0.05,
+               "rho_sharpness": 0.02, "lambda_max": 12.5, "lambda_min": -0.75, "trace": 40.0}
+    (runs[0] / "landscape" / "sharpness.json").write_text(json.dumps({"sam": numbers}))
+    (runs[1] / "landscape" / "sharpness.json").write_text(json.dumps({"graphsam": {**numbers, "lambda_max": 3.25}}))
+    loaded = load_runs(runs)
+    rows = sharpness_table(loaded)
+    assert [(r["run"], r["lambda_max"], r["lambda_min"]) for r in rows] == [("SAM", 12.5, -0.75), ("GraphSAM", 3.25, -0.75)]
+    result = build_report(loaded, tmp_path / "r.html", kinds=["landscape"])
+    assert result.sections[0].tables == 1
+    page = result.path.read_text()
+    assert "λ_max" in page and "12.5" in page and "3.25" in page and "ρ-sharpness" in page
+    plain = build_report(load_runs(_runs(tmp_path / "again")), tmp_path / "p.html", kinds=["landscape"])
+    assert plain.sections[0].tables == 0  # nothing measured: no empty table

@@ -23,7 +23,7 @@ def _synthetic():
 
 
 EPOCHS = {"epoch": np.arange(3), "train_loss": [1.0, 0.7, 0.6], "test_loss": [1.1, 0.9, 0.8],
-          "val_auc": [0.6, 0.8, 0.7], "test_auc": [0.5, 0.75, 0.8], "graphs_per_s": [50.0, 55.0, 60.0],
+          "val_roc_auc": [0.6, 0.8, 0.7], "test_roc_auc": [0.5, 0.75, 0.8], "graphs_per_s": [50.0, 55.0, 60.0],
           "attention_entropy": [2.1, 2.5, 2.7]}
 
 

@@ -6,6 +6,7 @@ import math
 
 import torch
 from torch import nn
+from torch.autograd.functional import hessian
 from torch.nn.utils import vector_to_parameters
 
 
@@ -106,3 +107,58 @@ class TinyAttention(nn.Module):
         y = (self.drop(att) @ v).transpose(1, 2).reshape(b, n, d)
         x = x + self.proj(y)
         return self.head(x.mean(dim=1))
+
+
+# --- a tiny MLP written out by hand, for explicit Hessians -------------------------------------
+
+
+def tiny_model() -> nn.Module:
+    torch.manual_seed(3)
+    return nn.Sequential(nn.Linear(3, 4), nn.Tanh(), nn.Linear(4, 2)).double()
+
+
+def tiny_batches():
+    g = torch.Generator().manual_seed(2)
+    return [(torch.randn(n, 3, generator=g, dtype=torch.float64), torch.randint(0, 2, (n,), generator=g)) for n in (9, 5)]
+
+
+def explicit_loss(theta: torch.Tensor, batches) -> torch.Tensor:
+    """The same network written out by hand on slices of θ (no nn.Module involved)."""
+    w1, b1 = theta[:12].view(4, 3), theta[12:16]
+    w2, b2 = theta[16:24].view(2, 4), theta[24:26]
+    n = sum(b[0].shape[0] for b in batches)
+    total = theta.new_zeros(())
+    for x, y in batches:
+        out = torch.tanh(x @ w1.T + b1) @ w2.T + b2
+        total = total + x.shape[0] / n * nn.functional.cross_entropy(out, y)
+    return total
+
+
+def explicit_hessian(model, batches) -> torch.Tensor:
+    return hessian(lambda t: explicit_loss(t, batches), flat_params(model))
+
+
+# --- a quadratic with a chosen Hessian ---------------------------------------------------------
+
+
+class Quadratic(nn.Module):
+    """L(θ) = ½ θᵀAθ + bᵀθ through :func:`quadratic_loss`: the Hessian is A, exactly, everywhere."""
+
+    def __init__(self, theta0: torch.Tensor) -> None:
+        super().__init__()
+        self.theta = nn.Parameter(theta0.clone())
+
+    def forward(self, batch) -> torch.Tensor:
+        return self.theta
+
+
+def quadratic_loss(a: torch.Tensor, b: torch.Tensor | None = None):
+    b = torch.zeros(a.shape[0], dtype=a.dtype) if b is None else b
+    return lambda out, batch: 0.5 * out @ a @ out + b @ out
+
+
+def symmetric_with_eigenvalues(values, seed: int = 0) -> torch.Tensor:
+    """Q diag(values) Qᵀ with a seeded random rotation Q (float64)."""
+    g = torch.Generator().manual_seed(seed)
+    q, _ = torch.linalg.qr(torch.randn(len(values), len(values), generator=g, dtype=torch.float64))
+    return q @ torch.diag(torch.as_tensor(values, dtype=torch.float64)) @ q.T

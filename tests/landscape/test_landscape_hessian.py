@@ -20,33 +20,8 @@ from gradscope.landscape import (
     top_eigenpairs,
     top_eigenvalue,
 )
-from landscape_refs import ce_loss, classification_batches, flat_params, reference_loss
-
-
-def tiny_model() -> nn.Module:
-    torch.manual_seed(3)
-    return nn.Sequential(nn.Linear(3, 4), nn.Tanh(), nn.Linear(4, 2)).double()
-
-
-def tiny_batches():
-    g = torch.Generator().manual_seed(2)
-    return [(torch.randn(n, 3, generator=g, dtype=torch.float64), torch.randint(0, 2, (n,), generator=g)) for n in (9, 5)]
-
-
-def explicit_loss(theta: torch.Tensor, batches) -> torch.Tensor:
-    """The same network written out by hand on slices of θ (no nn.Module involved)."""
-    w1, b1 = theta[:12].view(4, 3), theta[12:16]
-    w2, b2 = theta[16:24].view(2, 4), theta[24:26]
-    n = sum(b[0].shape[0] for b in batches)
-    total = theta.new_zeros(())
-    for x, y in batches:
-        out = torch.tanh(x @ w1.T + b1) @ w2.T + b2
-        total = total + x.shape[0] / n * nn.functional.cross_entropy(out, y)
-    return total
-
-
-def explicit_hessian(model, batches) -> torch.Tensor:
-    return hessian(lambda t: explicit_loss(t, batches), flat_params(model))
+from landscape_refs import (ce_loss, classification_batches, explicit_hessian, explicit_loss, flat_params,
+                            reference_loss, tiny_batches, tiny_model)
 
 
 def test_explicit_reference_is_the_model() -> None:
@@ -98,7 +73,8 @@ def test_sharpness_matches_reference_loop_and_hessian() -> None:
     np.testing.assert_allclose(sharp.increases, ref, rtol=1e-6, atol=1e-12)
     assert sharp.mean_increase == pytest.approx(ref.mean()) and sharp.max_increase == pytest.approx(ref.max())
     eig = torch.linalg.eigvalsh(explicit_hessian(model, batches))
-    assert sharp.lambda_max == pytest.approx(eig[eig.abs().argmax()].item(), rel=1e-6)
+    assert sharp.lambda_max == pytest.approx(eig.max().item(), rel=1e-6)  # the largest algebraic eigenvalue
+    assert sharp.lambda_min == pytest.approx(eig.min().item(), rel=1e-5, abs=1e-8)
     no_h = measure_sharpness(model, batches, ce_loss, SharpnessSettings(hessian=False))
     assert no_h.lambda_max is None
 

@@ -87,3 +87,42 @@ def test_save_plots_writes_everything(tmp_path: Path) -> None:
         "landscape_sam_run.html",
     ])
     assert all(p.is_file() and p.stat().st_size > 0 for p in paths)
+
+
+def test_comparison_figure_overlays_curves_and_draws_a_contour_per_surface(tmp_path: Path) -> None:
+    from gradscope.landscape import comparison_figure, comparison_plotly
+    from gradscope.landscape.plot import comparison_panels
+
+    batches = classification_batches()
+    curves = compare_landscapes({"a": mlp(), "b": mlp()}, batches, ce_loss, LandscapeSettings(points_x=5), progress=False)
+    surface = compute_landscape(mlp(), batches, ce_loss, LandscapeSettings(dims=2, points_x=5), label="s",
+                                progress=False)
+    items = [("A", curves["a"]), ("S", surface), ("B", curves["b"])]
+    assert comparison_panels(items) == 2
+    fig = comparison_figure(items, colors=["#111111", "#222222", "#333333"])
+    left, right = fig.axes[:2]
+    lines = [line for line in left.get_lines() if not line.get_label().startswith("_")]
+    assert [line.get_label() for line in lines] == ["A", "B"]
+    assert [line.get_color() for line in lines] == ["#111111", "#333333"]  # each item keeps its own colour
+    np.testing.assert_array_equal(lines[1].get_ydata(), curves["b"].loss)
+    assert right.get_title() == "S: 2-D loss" and right.get_ylabel().startswith("β")
+    p = comparison_plotly(items)
+    np.testing.assert_allclose(np.asarray(p.data[2].z, dtype=float), surface.loss)
+    partial = open_landscape(compute_landscape(mlp(), batches, ce_loss, LandscapeSettings(dims=2, points_x=3),
+                                               out_path=tmp_path / "p.h5", progress=False).path)
+    partial.done[:] = False
+    partial.done[1, 1] = True  # one point computed: a note instead of a contour that cannot be drawn
+    fig = comparison_figure([("P", partial)])
+    assert "too few points computed" in [t.get_text() for t in fig.axes[0].texts]
+    with pytest.raises(GradscopeError, match="draws into 1 axes"):
+        comparison_figure([("P", partial)], axes=list(comparison_figure(items).axes[:2]))
+
+
+def test_density_figure(tmp_path: Path) -> None:
+    from gradscope.landscape import SpectralDensity, plot_density
+
+    density = SpectralDensity(nodes=np.array([[0.0, 1.0, 4.0]]), weights=np.array([[0.2, 0.5, 0.3]]))
+    plot_density({"sam": density}, tmp_path / "d.png")
+    assert _is_png(tmp_path / "d.png")
+    with pytest.raises(GradscopeError, match="no spectral density"):
+        plot_density({})
