@@ -69,3 +69,24 @@ def test_unwritable_place_is_a_one_line_error(tmp_path: Path) -> None:
         with run_lock(blocker / "run", "gradscope record"):
             pass
     assert "\n" not in str(info.value)
+
+
+def test_landscape_writers_lock_the_run_directories_or_the_shared_out(tmp_path: Path) -> None:
+    from gradscope.landscape.runs import PreparedRun, writers_lock
+
+    def prepared(run: Path) -> PreparedRun:
+        class Loaded:  # what PreparedRun.run needs here: the checkpoint's path
+            path = run / "checkpoints" / "best.pt"
+        return PreparedRun("x", Loaded(), [], [], None, run / "landscape" / "x.h5", resume=False)
+
+    a, b = tmp_path / "a", tmp_path / "b"
+    proc = _holder(b)  # `gradscope record` is writing run b
+    try:
+        with pytest.raises(GradscopeError, match=f"process {proc.pid}"):
+            with writers_lock([prepared(a), prepared(b)]):
+                pytest.fail("landscape got the lock of a run being written")
+        with writers_lock([prepared(a), prepared(b)], out=tmp_path / "shared"):  # --out DIR: only DIR is locked
+            assert (tmp_path / "shared" / LOCK_NAME).exists()
+    finally:
+        proc.kill()
+        proc.wait()

@@ -113,15 +113,17 @@ def settings_from_args(args: argparse.Namespace) -> Any:
 
 
 def run(args: argparse.Namespace) -> int:
-    from gradscope.landscape.runs import compute_runs, write_outputs
+    from gradscope.landscape.runs import compute_prepared, prepare_runs, writers_lock, write_outputs
     from gradscope.train import distributed as D
 
     settings = settings_from_args(args)
     info = D.init_distributed("cpu")
-    results = compute_runs(args.runs, settings, out=args.out, overwrite=args.overwrite, progress=not args.quiet)
-    if info.is_main:
-        written = write_outputs(results, settings)
-        _report(results, written, args)
+    prepared = prepare_runs(args.runs, settings, out=args.out, overwrite=args.overwrite)
+    with writers_lock(prepared, out=args.out, enabled=info.is_main):
+        results = [compute_prepared(p, settings, progress=not args.quiet) for p in prepared]
+        if info.is_main:
+            written = write_outputs(results, settings)
+            _report(results, written, args)
     D.shutdown(info)
     return 0
 

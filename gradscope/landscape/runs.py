@@ -25,7 +25,8 @@ training's evaluation computes it.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -44,6 +45,7 @@ from gradscope.landscape.plot import save_plots
 from gradscope.landscape.settings import LandscapeSettings, SharpnessSettings
 from gradscope.landscape.sharpness import Sharpness, measure_sharpness
 from gradscope.landscape.summary import write_sharpness
+from gradscope.runlock import run_lock
 
 #: Directions ``gradscope landscape --directions`` offers.
 DIRECTIONS = ("random", "eps-omega", "hessian", "interpolate")
@@ -278,12 +280,29 @@ def compute_prepared(p: PreparedRun, settings: RunLandscapeSettings, *, progress
     return RunLandscape(p.label, p.run.path, ls, sharp)
 
 
+@contextmanager
+def writers_lock(prepared: Sequence[PreparedRun], *, out: str | os.PathLike[str] | None = None,
+                 enabled: bool = True) -> Iterator[None]:
+    """Hold the write lock (:func:`gradscope.runlock.run_lock`) of every folder the runs write into:
+    ``out`` when given, else each run's directory (so a landscape and a `gradscope record` of the same
+    run exclude each other). A second writer is refused before anything is written."""
+    if not enabled:
+        yield
+        return
+    folders = [Path(out)] if out is not None else [run_directory(p.run.path) for p in prepared]
+    with ExitStack() as stack:
+        for folder in dict.fromkeys(folders):  # each once, in order
+            stack.enter_context(run_lock(folder, "gradscope landscape"))
+        yield
+
+
 def compute_runs(paths: Sequence[str | os.PathLike[str]], settings: RunLandscapeSettings, *,
                  out: str | os.PathLike[str] | None = None, overwrite: bool = False,
                  progress: bool = True) -> list[RunLandscape]:
     """:func:`prepare_runs`, then every landscape (and sharpness); files are written as they go."""
     prepared = prepare_runs(paths, settings, out=out, overwrite=overwrite)
-    return [compute_prepared(p, settings, progress=progress) for p in prepared]
+    with writers_lock(prepared, out=out):
+        return [compute_prepared(p, settings, progress=progress) for p in prepared]
 
 
 def write_outputs(results: Sequence[RunLandscape], settings: RunLandscapeSettings) -> list[Path]:
