@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import os
 import time
+import warnings
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -47,6 +48,8 @@ __all__ = ["GradscopeCallback", "SharpnessAwareMixin", "check_trainer"]
 
 #: Epoch datasets the callback always writes besides the standard ``train_loss``/``val_loss``.
 EPOCH_EXTRAS = ("rho", "lr", "steps", "grad_evals")
+#: Trace quantities the callback does not measure, with the reason stored in the trace.
+NOT_RECORDED = {"attention_entropy": "not measured: the Lightning callback has no attention capture"}
 #: Lightning precisions the callback refuses, with the reason.
 REFUSED_PRECISIONS = {
     "16-mixed": "precision='16-mixed' (fp16 with a GradScaler) is not supported by gradscope yet: the scaler "
@@ -84,6 +87,9 @@ class GradscopeCallback(pl.Callback):
             ``train_loss`` and ``val_loss`` (``"/"`` becomes ``"_"`` in the trace).
         sinks: further live views (e.g. :class:`~gradscope.integrations.sinks.TensorBoardSink`).
         config: your run configuration, stored in the trace beside the callback's own.
+        not_recorded: trace columns that stay empty, each with the reason, stored as
+            ``config["not_recorded"]``; their all-NaN epoch datasets are dropped at the end, so
+            no column holds NaN silently (default: attention entropy, not measured here).
         overwrite: replace an existing trace.
         **settings: further :class:`~gradscope.probes.RecorderSettings` (``vectors_every``, ...).
     """
@@ -91,8 +97,8 @@ class GradscopeCallback(pl.Callback):
     def __init__(self, path: str | os.PathLike[str], *, layers: bool = False, probe_exact_every: int | None = None,
                  log_every_n_steps: int | None = None, flush_every: int = 256, anchor_every: int = 1,
                  rho_schedule: StepRhoConfig | None = PAPER_RHO_SCHEDULE, epoch_metrics: Sequence[str] = (),
-                 sinks: Sequence[Sink] = (), config: Mapping[str, Any] | None = None, overwrite: bool = False,
-                 **settings: Any) -> None:
+                 sinks: Sequence[Sink] = (), config: Mapping[str, Any] | None = None,
+                 not_recorded: Mapping[str, str] = NOT_RECORDED, overwrite: bool = False, **settings: Any) -> None:
         self.path = Path(path)
         self.settings = dict(settings, layers=layers, probe_exact_every=probe_exact_every, flush_every=flush_every)
         self.log_every_n_steps = log_every_n_steps
@@ -101,6 +107,7 @@ class GradscopeCallback(pl.Callback):
         self.epoch_metrics = {_trace_name(m): m for m in epoch_metrics}
         self.sinks = list(sinks)
         self.config = dict(config or {})
+        self.not_recorded = dict(not_recorded)
         self.overwrite = overwrite
         self.recorder: Recorder | None = None
         self.hooks: EpochHooks | None = None
@@ -147,6 +154,7 @@ class GradscopeCallback(pl.Callback):
             "precision": str(trainer.precision),
             "max_epochs": trainer.max_epochs,
             "world_size": trainer.world_size,
+            "not_recorded": self.not_recorded,
         }
 
     # ------------------------------------------------------------------------- epochs
@@ -160,7 +168,7 @@ class GradscopeCallback(pl.Callback):
 
     def on_train_batch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any,
                              batch_idx: int) -> None:
-        size = _batch_size(batch)
+        size = _batch_size(pl_module, batch)
         size = size * trainer.world_size if size > 0 else -1  # the global batch, as gradscope record stores
         self._epoch["seen"] += max(size, 0)
         if self.recorder is not None:
@@ -209,14 +217,28 @@ class GradscopeCallback(pl.Callback):
         self._close()
 
     def _close(self) -> None:
-        if self.recorder is not None:
-            self.recorder.close()
+        recorder, self.recorder = self.recorder, None
+        if recorder is not None:
+            recorder.close()
+            _drop_empty_epoch_columns(recorder.path, self.not_recorded)
 
     def state_dict(self) -> dict[str, Any]:
         return self.hooks.state_dict() if self.hooks is not None else {}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self._restored = dict(state_dict)
+
+
+def _drop_empty_epoch_columns(path: Path, names: Mapping[str, str]) -> None:
+    """Remove the epoch datasets in ``names`` that hold only NaN (the reason stays in the config)."""
+    import h5py
+    import numpy as np
+
+    with h5py.File(path, "r+") as f:
+        epochs = f.get("epochs")
+        for name in names:
+            if epochs is not None and name in epochs and np.isnan(epochs[name][()]).all():
+                del epochs[name]
 
 
 def _trace_name(key: str) -> str:
@@ -227,12 +249,19 @@ def _host(value: Any) -> float:
     return float(value.detach().cpu()) if isinstance(value, torch.Tensor) else float(value)
 
 
-def _batch_size(batch: Any) -> int:
-    """Lightning's own guess of a batch's size (the first tensor's first dimension); -1 if none."""
+def _batch_size(pl_module: pl.LightningModule, batch: Any) -> int:
+    """The module's ``sharpness_aware_batch_size(batch)`` when it gives one, else Lightning's guess
+    (the first tensor's first dimension); -1 when neither knows."""
     from lightning.pytorch.utilities.data import extract_batch_size
 
+    own = getattr(pl_module, "sharpness_aware_batch_size", None)
+    size = own(batch) if own is not None else None
+    if size is not None:
+        return int(size)
     try:
-        return int(extract_batch_size(batch))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # "ambiguous collection": the guess is all we can do
+            return int(extract_batch_size(batch))
     except Exception:  # noqa: BLE001 - an unusual batch type only loses the batch_size column
         return -1
 
