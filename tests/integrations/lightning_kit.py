@@ -79,7 +79,7 @@ def trainer(epochs: int = 2, **kw) -> "L.Trainer":
 
 
 def plain_loop(path: Path, make_optimizer: MakeOptimizer = graphsam, epochs: int = 2, bf16: bool = False,
-               gamma: float = 0.5) -> None:
+               gamma: float = 0.5, batch_size: int = 16) -> None:
     """The reference: a hand-written loop doing what the paper's Algorithm 1 does per epoch."""
     net = make_net(0)
     opt = make_optimizer(list(net.parameters()))
@@ -90,7 +90,7 @@ def plain_loop(path: Path, make_optimizer: MakeOptimizer = graphsam, epochs: int
             if sharp:
                 opt.anchor()
             rec.begin_epoch(epoch)
-            for x, y in loader():
+            for x, y in loader(batch_size):
                 rec.set_batch_size(len(x))
 
                 def closure(x=x, y=y):

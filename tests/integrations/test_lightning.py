@@ -102,3 +102,37 @@ def test_trainer_loggers_get_the_flushed_values(tmp_path) -> None:
         assert value == pytest.approx(float(steps.omega_norm[step]), rel=1e-6)
     trace = gradscope.open_trace(path)
     assert np.isfinite(trace.epochs["train_loss"]).all() and "train_loss_step" in trace.epochs
+
+
+def test_rho_schedule_resumes_from_a_lightning_checkpoint(tmp_path) -> None:
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
+    ckpt = ModelCheckpoint(dirpath=tmp_path / "ck", save_last=True)
+    kit.trainer(epochs=1, callbacks=[GradscopeCallback(tmp_path / "a.h5"), ckpt], enable_checkpointing=True
+                ).fit(kit.MixinModule(), kit.loader())
+    kit.trainer(epochs=2, callbacks=[GradscopeCallback(tmp_path / "b.h5")]).fit(
+        kit.MixinModule(), kit.loader(), ckpt_path=str(tmp_path / "ck" / "last.ckpt"))
+    steps = gradscope.open_trace(tmp_path / "b.h5").steps
+    assert list(steps.rho) == [0.025] * 3 and list(steps.epoch) == [1] * 3 and list(steps.anchored) == [1, 0, 0]
+
+
+@pytest.mark.slow
+def test_two_process_ddp_records_the_global_gradient(tmp_path) -> None:
+    """2 ranks × 16 samples (DistributedSampler: even/odd rows) = one process with batches of 32."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).with_name("ddp_run.py")
+    env = {k: v for k, v in os.environ.items() if k not in ("LOCAL_RANK", "WORLD_SIZE", "RANK")}
+    done = subprocess.run([sys.executable, str(script), str(tmp_path / "ddp.h5")], env=env, cwd=tmp_path,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    ref = tmp_path / "plain.h5"
+    kit.plain_loop(ref, batch_size=32)
+    got = gradscope.open_trace(tmp_path / "ddp.h5")
+    _assert_same_columns(got, gradscope.open_trace(ref), rtol=1e-4, names=(
+        "anchored", "rho", "eps_norm", "omega_norm", "eps_change", "omega_change", "cos_eps_omega",
+        "cos_eps_prev_omega"))
+    assert list(got.steps.batch_size) == [32, 16] * 2 and got.config["world_size"] == 2
