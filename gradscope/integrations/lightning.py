@@ -41,8 +41,8 @@ from gradscope.errors import GradscopeError
 from gradscope.integrations.epochs import PAPER_RHO_SCHEDULE, EpochHooks
 from gradscope.integrations.lightning_closure import SharpnessAwareMixin
 from gradscope.integrations.sinks import LoggerSink, Sink, attach_sinks
-from gradscope.optim import StepRhoConfig
-from gradscope.probes import Recorder
+from gradscope.optim import SharpnessAware, StepRhoConfig
+from gradscope.probes import Recorder, RecorderSettings
 
 __all__ = ["GradscopeCallback", "SharpnessAwareMixin", "check_trainer"]
 
@@ -62,7 +62,7 @@ def check_trainer(trainer: pl.Trainer, optimizer: torch.optim.Optimizer) -> None
     precision = str(trainer.precision)
     if precision in REFUSED_PRECISIONS or getattr(trainer.precision_plugin, "scaler", None) is not None:
         raise GradscopeError(REFUSED_PRECISIONS.get(precision, REFUSED_PRECISIONS["16-mixed"]))
-    if trainer.accumulate_grad_batches > 1 and hasattr(optimizer, "anchor"):
+    if trainer.accumulate_grad_batches > 1 and isinstance(optimizer, SharpnessAware):
         raise GradscopeError(
             f"accumulate_grad_batches={trainer.accumulate_grad_batches} with {type(optimizer).__name__}: Lightning would "
             "sum gradients of several batches behind the optimizer, which zeroes them before every pass; "
@@ -95,8 +95,8 @@ class GradscopeCallback(pl.Callback):
     """
 
     def __init__(self, path: str | os.PathLike[str], *, layers: bool = False, probe_exact_every: int | None = None,
-                 log_every_n_steps: int | None = None, flush_every: int = 256, anchor_every: int = 1,
-                 rho_schedule: StepRhoConfig | None = PAPER_RHO_SCHEDULE, epoch_metrics: Sequence[str] = (),
+                 log_every_n_steps: int | None = None, flush_every: int = RecorderSettings.flush_every,
+                 anchor_every: int = 1, rho_schedule: StepRhoConfig | None = PAPER_RHO_SCHEDULE, epoch_metrics: Sequence[str] = (),
                  sinks: Sequence[Sink] = (), config: Mapping[str, Any] | None = None,
                  not_recorded: Mapping[str, str] = NOT_RECORDED, overwrite: bool = False, **settings: Any) -> None:
         self.path = Path(path)
@@ -125,12 +125,13 @@ class GradscopeCallback(pl.Callback):
         self.hooks = EpochHooks(optimizer, anchor_every=self.anchor_every, rho_schedule=self.rho_schedule)
         if self._restored is not None:
             self.hooks.load_state_dict(self._restored)
+        expected_steps = _expected_steps(trainer)  # on every rank: it may load the data (collectives)
         if not trainer.is_global_zero:
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.recorder = Recorder(
             optimizer, self.path, config=self._run_config(trainer, optimizer), model=pl_module,
-            overwrite=self.overwrite, expected_steps=_expected_steps(trainer),
+            overwrite=self.overwrite, expected_steps=expected_steps,
             epoch_metrics=(*EPOCH_EXTRAS, *self.epoch_metrics), **self.settings)
         sinks = list(self.sinks)
         every = trainer.log_every_n_steps if self.log_every_n_steps is None else self.log_every_n_steps

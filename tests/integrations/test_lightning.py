@@ -117,7 +117,8 @@ def test_rho_schedule_resumes_from_a_lightning_checkpoint(tmp_path) -> None:
 
 
 @pytest.mark.slow
-def test_two_process_ddp_records_the_global_gradient(tmp_path) -> None:
+@pytest.mark.parametrize("mode", ["--mixin", "--auto"])
+def test_two_process_ddp_records_the_global_gradient(tmp_path, mode) -> None:
     """2 ranks × 16 samples (DistributedSampler: even/odd rows) = one process with batches of 32."""
     import os
     import subprocess
@@ -126,7 +127,7 @@ def test_two_process_ddp_records_the_global_gradient(tmp_path) -> None:
 
     script = Path(__file__).with_name("ddp_run.py")
     env = {k: v for k, v in os.environ.items() if k not in ("LOCAL_RANK", "WORLD_SIZE", "RANK")}
-    done = subprocess.run([sys.executable, str(script), str(tmp_path / "ddp.h5")], env=env, cwd=tmp_path,
+    done = subprocess.run([sys.executable, str(script), str(tmp_path / "ddp.h5"), mode], env=env, cwd=tmp_path,
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     ref = tmp_path / "plain.h5"
