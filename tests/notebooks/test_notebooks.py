@@ -66,3 +66,12 @@ def test_landscape_notebook(tiny_runs, tmp_path) -> None:
     nb = _execute("landscape.ipynb", {"GRADSCOPE_RUN": str(tiny_runs[0]), "GRADSCOPE_POINTS": "5"}, tmp_path)
     text = _text(nb)
     assert "centre loss" in text and "λ_max" in text
+
+
+def test_lightning_chemprop_notebook(tmp_path) -> None:
+    pytest.importorskip("lightning")
+    pytest.importorskip("chemprop")
+    nb = _execute("lightning_chemprop.ipynb", {"GRADSCOPE_OUT": str(tmp_path), "GRADSCOPE_EPOCHS": "2"}, tmp_path)
+    text = _text(nb)
+    assert "Trace(" in text and "no attention" in text
+    assert any("image/png" in o.get("data", {}) for c in nb.cells if c.cell_type == "code" for o in c.outputs)
