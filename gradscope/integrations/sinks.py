@@ -188,34 +188,6 @@ class LoggerSink(ScalarSink):
             logger.log_metrics(values, step=step)
 
 
-class _TeeWriter:
-    """A trace writer that hands every appended step and epoch row to sinks after writing it."""
-
-    def __init__(self, writer: Any, sinks: list[Sink]) -> None:
-        self._inner = writer
-        self.sinks = sinks
-
-    def append_steps(self, columns: Mapping[str, np.ndarray], layers: Any = None) -> None:
-        self._inner.append_steps(columns, layers)
-        for sink in self.sinks:
-            sink.write_steps(columns)
-
-    def append_epoch(self, values: Mapping[str, Any]) -> None:
-        self._inner.append_epoch(values)
-        for sink in self.sinks:
-            sink.write_epoch(values)
-
-    def close(self) -> None:
-        try:
-            self._inner.close()
-        finally:
-            for sink in self.sinks:
-                sink.close()
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._inner, name)
-
-
 def attach_sinks(recorder: Any, sinks: Iterable[Sink]) -> None:
     """Feed ``sinks`` from ``recorder``'s host-side flushes; they are closed with the recorder.
 
@@ -225,10 +197,5 @@ def attach_sinks(recorder: Any, sinks: Iterable[Sink]) -> None:
             attach_sinks(rec, [TensorBoardSink("tb/")])
             ...  # train; `tensorboard --logdir tb/` shows gradscope/eps_norm, ...
     """
-    writer = getattr(recorder, "_writer", None)
-    if writer is None or not hasattr(writer, "append_steps"):
-        raise GradscopeError("this Recorder has no trace writer to attach sinks to (gradscope version mismatch?)")
-    if isinstance(writer, _TeeWriter):
-        writer.sinks.extend(sinks)
-    else:
-        recorder._writer = _TeeWriter(writer, list(sinks))
+    for sink in sinks:
+        recorder.add_sink(sink)

@@ -137,6 +137,7 @@ class Recorder:
         self._t_step = self._t0
         self._vector_bytes = 0
         self._vector_warned = False
+        self._sinks: list[Any] = []
         self._estimate_vectors()
         self._handles = [
             optimizer.register_step_pre_hook(self._pre_step),
@@ -194,6 +195,8 @@ class Recorder:
         row = {"epoch": self.epoch, **metrics, "step_count": self.step}
         self._writer.append_epoch(row)
         self._writer.flush()
+        for sink in self._sinks:
+            sink.write_epoch(row)
 
     def flush(self) -> None:
         """Copy the buffered rows to the host (one copy) and append them to the trace file."""
@@ -203,6 +206,17 @@ class Recorder:
         columns, layers = self._rows.take()
         self._writer.append_steps(columns, layers)
         self._writer.flush()
+        for sink in self._sinks:  # host arrays already: live views cost no device sync
+            sink.write_steps(columns)
+
+    def add_sink(self, sink: Any) -> None:
+        """Hand every flushed step block and epoch row to ``sink`` too (``write_steps(columns)``,
+        ``write_epoch(row)``, ``close()``; e.g. :class:`gradscope.integrations.sinks.TensorBoardSink`).
+
+        Sinks see the host arrays the trace receives, after they are written, so a live view costs
+        no extra device sync; they are closed with the recorder."""
+        self._check_open()
+        self._sinks.append(sink)
 
     def close(self) -> None:
         """Flush, detach from the optimizer and close the trace (idempotent)."""
@@ -214,7 +228,11 @@ class Recorder:
             self._closed = True
             for handle in self._handles:
                 handle.remove()
-            self._writer.close()
+            try:
+                self._writer.close()
+            finally:
+                for sink in self._sinks:
+                    sink.close()
 
     def __enter__(self) -> "Recorder":
         return self

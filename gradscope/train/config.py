@@ -116,6 +116,8 @@ class RecordConfig:
     save_vectors_every: int | None = flag(None, "store full ε_t and ω_t every K steps (the trace's vectors group)",
                                           "recording", metavar="K")
     flush_every: int = flag(64, "steps between trace writes", "recording")
+    tensorboard: str | None = flag(None, "also write the recorded scalars as TensorBoard events into DIR, at every "
+                                   "trace flush (pip install 'gradscope[tensorboard]')", "recording", metavar="DIR")
 
     def __post_init__(self) -> None:
         method = get_method(self.optimizer)

@@ -219,12 +219,17 @@ class Trainer:
             return None
         config = self.config
         write_json_atomic(self.out / "config.json", config.to_json() + "\n")
-        return Recorder(
+        recorder = Recorder(
             self.optimizer, self.out / "trace.h5", config=config.to_dict(), model=self.model,
             overwrite=overwrite and not resume, resume=resume, resume_step=self.state.step if resume else None,
             expected_steps=self.steps_per_epoch * config.epochs, epoch_metrics=self._epoch_metrics(),
             **recorder_settings(config),
         )
+        if config.tensorboard:  # a live view fed by the recorder's host-side flushes (no device sync)
+            from gradscope.integrations.sinks import TensorBoardSink
+
+            recorder.add_sink(TensorBoardSink(config.tensorboard))
+        return recorder
 
     def _epoch_metrics(self) -> dict[str, tuple[int, ...]]:
         """The epoch datasets created up front (so SWMR readers see them from the start)."""

@@ -114,3 +114,23 @@ def test_attach_twice_extends_and_sinks_close_with_the_recorder(tmp_path) -> Non
         attach_sinks(rec, [a])
         attach_sinks(rec, [b])
     assert closed == [a, b]
+
+
+def test_record_tensorboard_flag_writes_the_traces_scalars(tmp_path, monkeypatch) -> None:
+    """`gradscope record --tensorboard DIR`: the event file holds every step's ‖ω‖ of the trace."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from gradscope.cli import main
+
+    monkeypatch.setenv("GRADSCOPE_CACHE", str(tmp_path / "cache"))
+    out, tb = tmp_path / "run", tmp_path / "tb"
+    assert main(["record", "--model", "tiny", "--epochs", "1", "--batch-size", "128", "--optimizer", "sam",
+                 "--out", str(out), "--tensorboard", str(tb), "--quiet"]) == 0
+    trace = gradscope.open_trace(out / "trace.h5")
+    acc = EventAccumulator(str(tb), size_guidance={"scalars": 0})
+    acc.Reload()
+    got = {e.step: e.value for e in acc.Scalars("gradscope/omega_norm")}
+    assert sorted(got) == list(range(len(trace)))
+    assert all(got[s] == np.float32(trace.steps["omega_norm"][s]) for s in got)
+    assert [e.value for e in acc.Scalars("gradscope/epoch/train_loss")] == [
+        np.float32(trace.epochs["train_loss"][0])]
