@@ -12,7 +12,8 @@ One layer, head ``h``, atoms ``i, j`` of one molecule (Chen et al. 2021, Sec. 3;
   with one learned λ per layer, initialised to 0.1 and unconstrained as released) and not
   renormalised; dropout on ``m``;
 * node output ``mish(W_o Σ_j m_ij v_j)``; edge output ``mish(W_e (m_ij k_ij))`` (per head, then
-  concatenated) — used only with ``update_edges`` (see :class:`~gradscope.models.CoMPTConfig`).
+  concatenated) — computed only where a later layer reads it (``update_edges``, see
+  :class:`~gradscope.models.CoMPTConfig`); the released layer computes it and discards it.
 
 Atom pairs in different fragments (distance ``inf``) and padded atoms get ``K_ij = 0``; padded keys
 get zero attention. The released code reaches the same through RDKit's 1e8 "distance" for any
@@ -63,9 +64,12 @@ def attenuation_kernel(distances: torch.Tensor, mask: torch.Tensor, lam: torch.T
 
 
 class CommunicativeAttention(nn.Module):
-    """One layer of communicative multi-head attention (see the module docstring)."""
+    """One layer of communicative multi-head attention (see the module docstring).
 
-    def __init__(self, config: CoMPTConfig) -> None:
+    ``update_edges``: also compute the edge output (its ``edge_out`` projection exists only then).
+    """
+
+    def __init__(self, config: CoMPTConfig, *, update_edges: bool = False) -> None:
         super().__init__()
         d = config.d_model
         self.n_heads, self.head_dim = config.n_heads, config.head_dim
@@ -74,7 +78,7 @@ class CommunicativeAttention(nn.Module):
         self.key = nn.Linear(d, d)
         self.value = nn.Linear(d, d)
         self.node_out = nn.Linear(d, d)
-        self.edge_out = nn.Linear(d, d) if config.update_edges else None
+        self.edge_out = nn.Linear(d, d) if update_edges else None
         self.attenuation = nn.Parameter(torch.tensor(config.attenuation))
         self.dropout = nn.Dropout(config.dropout)
         self._capture: list[torch.Tensor] | None = None  # set by gradscope.models.capture_attention

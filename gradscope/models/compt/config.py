@@ -24,7 +24,8 @@ Three switches are gradscope's, each defaulting to the released behaviour: ``pos
 learned embedding of the atom's index, ``True`` as released), ``readout="mean"`` (an order-free
 readout instead of the GRU) and ``update_edges`` (``False`` as released: the released layer computes
 updated edge states and then passes the *input* edge states on; ``True`` carries the updated ones
-to the next layer, as the paper's text and the authors' later re-implementation describe).
+to the next layer, as the paper's text and the authors' later re-implementation describe — every
+layer but the last then has an edge projection, the released model has none that matters).
 Settings the released presets never change are fixed: mish everywhere (``dense_output_nonlinearity``),
 Xavier-uniform initialisation of every matrix (``init_type='uniform'``).
 

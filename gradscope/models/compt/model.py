@@ -46,10 +46,10 @@ if TYPE_CHECKING:  # pragma: no cover
 class EncoderLayer(nn.Module):
     """Communicative attention and feed-forward with the released residual wiring (module docstring)."""
 
-    def __init__(self, config: CoMPTConfig) -> None:
+    def __init__(self, config: CoMPTConfig, *, update_edges: bool = False) -> None:
         super().__init__()
         self.norm = make_norm(config)
-        self.attention = CommunicativeAttention(config)
+        self.attention = CommunicativeAttention(config, update_edges=update_edges)
         self.feed_forward = FeedForward(config)
         self.dropout = nn.Dropout(config.dropout)
 
@@ -74,7 +74,9 @@ class CoMPT(nn.Module):
         self.bond_embed = nn.Linear(config.bond_dim, d)
         self.position_table = nn.Parameter(torch.empty(config.max_atoms + 1, d)) if config.positions else None
         self.dropout = nn.Dropout(config.dropout)
-        self.layers = nn.ModuleList(EncoderLayer(config) for _ in range(config.n_layers))
+        # with update_edges every layer but the last passes its edge output on (the last one's has no reader)
+        self.layers = nn.ModuleList(EncoderLayer(config, update_edges=config.update_edges and i < config.n_layers - 1)
+                                    for i in range(config.n_layers))
         self.norm = make_norm(config)
         self.readout = make_readout(config)
         self.head = Head(config)
