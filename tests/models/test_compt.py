@@ -100,6 +100,25 @@ def test_vmap_over_three_parameter_sets_equals_loop(compt_model, batch):
     assert not torch.allclose(looped[0], looped[2])
 
 
+@pytest.mark.parametrize("readout", ["mean", pytest.param("gru", marks=pytest.mark.slow)])  # the GRU: ~6 s
+def test_hessian_vector_product_via_func_equals_double_backward(batch, readout):
+    torch.manual_seed(0)
+    model = build_compt(compt_tiny(readout=readout)).eval()
+    params = {k: v.detach() for k, v in model.named_parameters()}
+    target = torch.randn(len(batch), 2, generator=torch.Generator().manual_seed(0))
+
+    def loss(p):
+        return ((functional_call(model, p, (batch,)) - target) ** 2).mean()
+
+    v = {k: torch.randn_like(t) for k, t in params.items()}
+    _, hvp = torch.func.jvp(torch.func.grad(loss), (params,), (v,))
+    p2 = {k: t.clone().requires_grad_(True) for k, t in params.items()}
+    g = torch.autograd.grad(loss(p2), list(p2.values()), create_graph=True)
+    ref = torch.autograd.grad(sum((gi * v[k]).sum() for gi, k in zip(g, p2)), list(p2.values()))
+    for k, r in zip(p2, ref):
+        torch.testing.assert_close(hvp[k], r, atol=1e-4, rtol=1e-3)
+
+
 @pytest.mark.parametrize("dropout", [0.0, 0.1])
 def test_forward_and_backward_never_sync_the_host(batch, dropout):
     torch.manual_seed(0)
