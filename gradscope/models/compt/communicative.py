@@ -87,7 +87,8 @@ class CommunicativeAttention(nn.Module):
         """``[B, L, d]`` → ``[B, H, L, d_k]``."""
         return t.unflatten(-1, (self.n_heads, self.head_dim)).transpose(1, 2)
 
-    def scores(self, q: torch.Tensor, edges: "torch.Tensor | AffineEdges"):
+    def scores(self, q: torch.Tensor, edges: "torch.Tensor | AffineEdges"
+               ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
         """Outgoing and incoming scores ``[B, H, L, L]`` (scaled by 1/√d_k) and the dense keys
         ``[B, L, L, H, d_k]`` (``None`` for :class:`AffineEdges`)."""
         scale = 1.0 / math.sqrt(self.head_dim)

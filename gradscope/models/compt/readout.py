@@ -57,13 +57,14 @@ class MaskedBiGRU(nn.Module):
         gates_x = torch.einsum("zbld,zgd->zblg", seq, w_ih) + b_ih[:, None, None, :]  # [2, B, L, 3d]
         h = torch.stack([h0, h0]).to(gates_x.dtype)
         states = []
-        for t in range(x.shape[1]):
+        # unbind once: indexing step t inside the loop would give backward one full-size zero tensor per step
+        for gx, kept in zip(gates_x.unbind(2), keep.unbind(2)):
             gates_h = torch.einsum("zbd,zgd->zbg", h, w_hh) + b_hh[:, None, :]
-            xr, xz, xn = gates_x[:, :, t].chunk(3, dim=-1)
+            xr, xz, xn = gx.chunk(3, dim=-1)
             hr, hz, hn = gates_h.chunk(3, dim=-1)
             r, z = torch.sigmoid(xr + hr), torch.sigmoid(xz + hz)
             n = torch.tanh(xn + r * hn)
-            h = torch.where(keep[:, :, t], (1 - z) * n + z * h, h)
+            h = torch.where(kept, (1 - z) * n + z * h, h)
             states.append(h)
         out = torch.stack(states, dim=2)  # [2, B, L, d]
         return torch.cat([out[0], out[1].flip(1)], dim=-1)
