@@ -6,8 +6,8 @@ dense keys (``compt-dense-keys``, what a literal port of the released code costs
 own transformer (``small``, ``gt-large``). Batches: ``--batches`` seeded random draws of 32 BBBP
 molecules (a training epoch's batches, not size-packed). Every model is in train mode; one timed
 step is ``zero_grad``, forward, sum of outputs, backward. Models are interleaved in a rotating order
-within each round, after two warm-up steps each; the result is the median over rounds × batches,
-per thread count. Parameter counts alongside.
+within each round, after two warm-up steps each; the results are the medians over rounds × batches
+of the wall-clock and the process CPU time, per thread count. Parameter counts alongside.
 
 Usage: ``python -m benchmarks.models [--models compt,small,gt-large] [--threads 1,2] [--rounds 5]
 [--batches 4] [--device cpu]`` (``compt-dense-keys`` takes ~10× ``compt``'s time and several GB; name
@@ -16,6 +16,7 @@ it in ``--models`` to include it). Results: ``benchmarks/results/models.json``.
 from __future__ import annotations
 
 import argparse
+import os
 import time
 import warnings
 from typing import Any
@@ -47,13 +48,14 @@ def build(name: str, dataset: Any, device: torch.device) -> torch.nn.Module:
     return model.to(device).train()
 
 
-def step(model: torch.nn.Module, batch: Any, device: torch.device) -> float:
+def step(model: torch.nn.Module, batch: Any, device: torch.device) -> tuple[float, float]:
+    """Wall-clock and process CPU seconds of one forward + backward."""
     sync(device)
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     model.zero_grad(set_to_none=True)
     model(batch).sum().backward()
     sync(device)
-    return time.perf_counter() - t0
+    return time.perf_counter() - t0, time.process_time() - c0
 
 
 def run(names: tuple[str, ...], threads: list[int], rounds: int, n_batches: int,
@@ -70,11 +72,12 @@ def run(names: tuple[str, ...], threads: list[int], rounds: int, n_batches: int,
         "machine": machine_info(device), "dataset": "bbbp", "batch_size": 32, "rounds": rounds,
         "padded_atoms": [b.max_atoms for b in batches],
         "parameters": {n: sum(p.numel() for p in m.parameters()) for n, m in models.items()},
-        "configs": {n: m.config.to_dict() for n, m in models.items()}, "step_ms": {},
+        "configs": {n: m.config.to_dict() for n, m in models.items()}, "step_ms": {}, "step_cpu_ms": {},
     }
+    result["loadavg_start"] = os.getloadavg()[0]  # the machine may be shared: read times with this in mind
     for n_threads in threads:
         torch.set_num_threads(n_threads)
-        times: dict[str, list[float]] = {n: [] for n in names}
+        times: dict[str, list[tuple[float, float]]] = {n: [] for n in names}
         for name, model in models.items():
             for _ in range(2):
                 step(model, batches[0], device)
@@ -83,8 +86,12 @@ def run(names: tuple[str, ...], threads: list[int], rounds: int, n_batches: int,
             for batch in batches:
                 for name in order:
                     times[name].append(step(models[name], batch, device))
-        result["step_ms"][str(n_threads)] = {n: 1000 * median(t) for n, t in times.items()}
-        log(f"threads={n_threads}: " + ", ".join(f"{n} {1000 * median(t):.0f} ms" for n, t in times.items()))
+        result["step_ms"][str(n_threads)] = {n: 1000 * median([w for w, _ in t]) for n, t in times.items()}
+        result["step_cpu_ms"][str(n_threads)] = {n: 1000 * median([c for _, c in t]) for n, t in times.items()}
+        log(f"threads={n_threads}: " + ", ".join(
+            f"{n} {result['step_ms'][str(n_threads)][n]:.0f} ms (CPU {result['step_cpu_ms'][str(n_threads)][n]:.0f} ms)"
+            for n in names))
+    result["loadavg_end"] = os.getloadavg()[0]
     return result
 
 

@@ -55,16 +55,17 @@ class MaskedBiGRU(nn.Module):
         seq = torch.stack([x, x.flip(1)])  # direction 1 reads the atoms backwards
         keep = torch.stack([mask, mask.flip(1)]).unsqueeze(-1)  # [2, B, L, 1]
         gates_x = torch.einsum("zbld,zgd->zblg", seq, w_ih) + b_ih[:, None, None, :]  # [2, B, L, 3d]
-        h = torch.stack([h0, h0]).to(gates_x.dtype)
+        dtype = gates_x.dtype  # bf16 under autocast
+        w_hh_t, b_hh = w_hh.transpose(1, 2).to(dtype), b_hh.unsqueeze(1).to(dtype)
+        h = torch.stack([h0, h0]).to(dtype)
+        d2 = 2 * self.d
         states = []
         # unbind once: indexing step t inside the loop would give backward one full-size zero tensor per step
         for gx, kept in zip(gates_x.unbind(2), keep.unbind(2)):
-            gates_h = torch.einsum("zbd,zgd->zbg", h, w_hh) + b_hh[:, None, :]
-            xr, xz, xn = gx.chunk(3, dim=-1)
-            hr, hz, hn = gates_h.chunk(3, dim=-1)
-            r, z = torch.sigmoid(xr + hr), torch.sigmoid(xz + hz)
-            n = torch.tanh(xn + r * hn)
-            h = torch.where(kept, (1 - z) * n + z * h, h)
+            gh = torch.baddbmm(b_hh, h, w_hh_t)  # [2, B, 3d]
+            r, z = torch.sigmoid(gx[..., :d2] + gh[..., :d2]).chunk(2, dim=-1)
+            n = torch.tanh(gx[..., d2:] + r * gh[..., d2:])
+            h = torch.where(kept, n + z * (h - n), h)  # (1 − z)·n + z·h on real atoms, h kept on padding
             states.append(h)
         out = torch.stack(states, dim=2)  # [2, B, L, d]
         return torch.cat([out[0], out[1].flip(1)], dim=-1)
