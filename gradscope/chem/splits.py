@@ -6,10 +6,12 @@ positions, disjoint and together covering the dataset. Save it with the checkpoi
 
 * :func:`random_split` — a seeded permutation cut 0.8/0.1/0.1, the GraphSAM paper's protocol
   (Wang et al. 2024, Sec. 5; as in CoMPT).
-* :func:`scaffold_split` — molecules grouped by Bemis–Murcko scaffold (Bemis & Murcko 1996);
-  groups sorted largest first (ties: first occurrence) fill train, then validation, then test,
-  so no scaffold appears in two splits (the deterministic scaffold split of MoleculeNet /
-  DeepChem and chemprop).
+* :func:`scaffold_split` — DeepChem's ``ScaffoldSplitter`` (the MoleculeNet scaffold split):
+  molecules grouped by Bemis–Murcko scaffold (Bemis & Murcko 1996; chirality ignored), groups
+  ordered by (size, first index) descending — of two equal-sized groups the one that starts
+  later comes first — and taken whole into train while it stays within ``f_train·n``, else into
+  validation while train + validation stay within ``(f_train + f_val)·n``, else into test. No
+  scaffold appears in two splits.
 * :func:`kfold_split` — fold ``k`` of a seeded k-fold partition is the test set; a seeded
   ``val_fraction`` of the rest is the validation set.
 """
@@ -63,14 +65,19 @@ def murcko_scaffold(smiles: str, include_chirality: bool = False) -> str:
         return MurckoScaffold.MurckoScaffoldSmiles(mol=mol, includeChirality=include_chirality)
 
 
-def scaffold_split(smiles: Sequence[str], *, fractions: Sequence[float] = (0.8, 0.1, 0.1)) -> Split:
-    """Deterministic Bemis–Murcko scaffold split (see module docstring)."""
-    f = _check_fractions(fractions)
-    n = len(smiles)
+def scaffold_groups(smiles: Sequence[str]) -> list[list[int]]:
+    """Positions grouped by Murcko scaffold, in DeepChem's order: (size, first position) descending."""
     groups: dict[str, list[int]] = defaultdict(list)
     for i, s in enumerate(smiles):
         groups[murcko_scaffold(s)].append(i)
-    ordered = sorted(groups.values(), key=lambda g: (-len(g), g[0]))
+    return sorted(groups.values(), key=lambda g: (len(g), g[0]), reverse=True)
+
+
+def scaffold_split(smiles: Sequence[str], *, fractions: Sequence[float] = (0.8, 0.1, 0.1)) -> Split:
+    """Deterministic Bemis–Murcko scaffold split, equal to DeepChem's ``ScaffoldSplitter`` (module docstring)."""
+    f = _check_fractions(fractions)
+    n = len(smiles)
+    ordered = scaffold_groups(smiles)
     train_cut, val_cut = f[0] * n, (f[0] + f[1]) * n
     train: list[int] = []
     val: list[int] = []

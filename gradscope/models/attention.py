@@ -11,6 +11,11 @@ GraphSAM 2.7239, SAM 2.8382).
         model(batch)
     entropy = attention_entropy(attn, attn.mask)    # [n_layers, H]
 
+Which attention is captured: gradscope's graph transformer records its softmax attention;
+CoMPT records each layer's *outgoing* attention ``softmax_j(q_i·k_ij/√d_k)`` — the row-stochastic
+part of its message, before the incoming term is added and the distance attenuation multiplies it
+(the message itself is not a distribution; docs/models.md).
+
 Capturing stores detached copies and changes no output. Do not capture inside
 ``torch.func.vmap``.
 """
@@ -22,7 +27,14 @@ from typing import Iterator, Sequence
 import torch
 from torch import nn
 
+from gradscope.models.compt.communicative import CommunicativeAttention
+from gradscope.models.compt.model import CoMPT
 from gradscope.models.transformer import GraphAttention, GraphTransformer
+
+#: modules that append their attention probabilities to ``_capture`` when it is set
+ATTENTION_LAYERS = (GraphAttention, CommunicativeAttention)
+#: models that append each forward call's atom mask to ``_capture_masks`` when it is set
+ATTENTION_MODELS = (GraphTransformer, CoMPT)
 
 
 class AttentionCapture(list):
@@ -50,10 +62,10 @@ class AttentionCapture(list):
 def capture_attention(model: nn.Module) -> Iterator[AttentionCapture]:
     """Record every attention layer's probabilities (and the batch mask) while inside."""
     record = AttentionCapture()
-    layers = [m for m in model.modules() if isinstance(m, GraphAttention)]
-    tops = [m for m in model.modules() if isinstance(m, GraphTransformer)]
+    layers = [m for m in model.modules() if isinstance(m, ATTENTION_LAYERS)]
+    tops = [m for m in model.modules() if isinstance(m, ATTENTION_MODELS)]
     if not layers:
-        raise TypeError("capture_attention needs a model containing gradscope GraphAttention layers")
+        raise TypeError("capture_attention needs a gradscope model (GraphTransformer or CoMPT attention layers)")
     for layer in layers:
         layer._capture = record
     for top in tops:

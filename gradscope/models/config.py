@@ -1,19 +1,26 @@
-"""`ModelConfig`: the graph transformer's hyper-parameters, frozen and self-validating.
+"""`ModelConfig`: hyper-parameters of gradscope's graph transformer, frozen and self-validating.
 
-Presets (``ModelConfig.preset(name, atom_dim=, bond_dim=, n_tasks=)``):
+This is the config of :class:`~gradscope.models.GraphTransformer` (architecture
+``"graph-transformer"``), gradscope's own model — not CoMPT, whose config is
+:class:`~gradscope.models.CoMPTConfig`. Presets (``ModelConfig.preset(name, atom_dim=, bond_dim=,
+n_tasks=)``):
 
-=========  =======  ========  =======  =====  =======  ===========================================
-preset     d_model  n_layers  n_heads  d_ff   dropout  use
-=========  =======  ========  =======  =====  =======  ===========================================
-``tiny``   32       2         4        64     0.0      unit tests
-``small``  64       3         4        128    0.1      CPU default (the demo trains in seconds/epoch)
-``compt``  256      4         4        1024   0.1      the size of CoMPT in the GraphSAM paper
-=========  =======  ========  =======  =====  =======  ===========================================
+============  =======  ========  =======  =====  =======  ==============================================
+preset        d_model  n_layers  n_heads  d_ff   dropout  use
+============  =======  ========  =======  =====  =======  ==============================================
+``tiny``      32       2         4        64     0.0      unit tests
+``small``     64       3         4        128    0.1      CPU default (the demo trains in seconds/epoch)
+``gt-large``  256      4         4        1024   0.1      CoMPT's width and depth (called ``compt`` before
+                                                          the faithful CoMPT joined)
+============  =======  ========  =======  =====  =======  ==============================================
+
+``to_dict()`` records ``"architecture": "graph-transformer"``; ``from_dict`` accepts dicts with that
+entry or without it (checkpoints written before it existed).
 """
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields, replace
-from typing import Any, Mapping
+from typing import Any, ClassVar, Mapping
 
 from gradscope.errors import ConfigError
 
@@ -48,6 +55,9 @@ class ModelConfig:
     d_edge: int = 32
     readout: str = "mean"
 
+    #: the ``"architecture"`` entry of :meth:`to_dict` (see :mod:`gradscope.models.registry`)
+    architecture: ClassVar[str] = "graph-transformer"
+
     def __post_init__(self) -> None:
         for name in ("atom_dim", "bond_dim", "n_tasks", "d_model", "n_layers", "n_heads", "d_ff", "max_distance", "d_edge"):
             v = getattr(self, name)
@@ -67,21 +77,28 @@ class ModelConfig:
 
     @classmethod
     def preset(cls, name: str, *, atom_dim: int, bond_dim: int, n_tasks: int = 1, **overrides: Any) -> "ModelConfig":
-        """A named preset (``tiny``, ``small``, ``compt``) with the data's sizes and any overrides."""
+        """A named preset (``tiny``, ``small``, ``gt-large``) with the data's sizes and any overrides."""
         try:
             base = PRESETS[name]
         except KeyError:
-            raise ConfigError(f"unknown model preset {name!r}; choose one of {', '.join(PRESETS)}") from None
+            hint = RENAMED.get(name, "")
+            raise ConfigError(f"unknown model preset {name!r}; choose one of {', '.join(PRESETS)}{hint}") from None
         return cls(atom_dim=atom_dim, bond_dim=bond_dim, n_tasks=n_tasks, **{**base, **overrides})
 
     def replace(self, **changes: Any) -> "ModelConfig":
         return replace(self, **changes)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """Plain JSON-able fields plus ``"architecture"`` (safe for ``torch.load(weights_only=True)``)."""
+        return {"architecture": self.architecture, **asdict(self)}
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> "ModelConfig":
+        """Inverse of :meth:`to_dict`; a dict without ``"architecture"`` is taken as this one's."""
+        d = dict(d)
+        kind = d.pop("architecture", cls.architecture)
+        if kind != cls.architecture:
+            raise ConfigError(f"a {kind!r} model config is not a ModelConfig ({cls.architecture!r})")
         known = {f.name for f in fields(cls)}
         unknown = set(d) - known
         if unknown:
@@ -92,5 +109,10 @@ class ModelConfig:
 PRESETS: dict[str, dict[str, Any]] = {
     "tiny": dict(d_model=32, n_layers=2, n_heads=4, d_ff=64, dropout=0.0, d_edge=16, max_distance=10),
     "small": dict(d_model=64, n_layers=3, n_heads=4, d_ff=128, dropout=0.1, d_edge=32, max_distance=20),
-    "compt": dict(d_model=256, n_layers=4, n_heads=4, d_ff=1024, dropout=0.1, d_edge=64, max_distance=20),
+    "gt-large": dict(d_model=256, n_layers=4, n_heads=4, d_ff=1024, dropout=0.1, d_edge=64, max_distance=20),
+}
+
+#: Former preset names and where they went (appended to the unknown-preset error).
+RENAMED: dict[str, str] = {
+    "compt": " ('compt' is now the faithful CoMPT, gradscope.models.CoMPTConfig; this model at that size is 'gt-large')",
 }

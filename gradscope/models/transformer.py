@@ -1,9 +1,10 @@
-"""A CoMPT-style molecular graph transformer (pure torch, no RDKit).
+"""gradscope's own molecular graph transformer (architecture ``"graph-transformer"``; pure torch).
 
-After CoMPT (Chen et al. 2021, "Learning Attributed Graph Representations with Communicative
-Message Passing Transformer", IJCAI), the model the GraphSAM paper (Wang et al. 2024) trains:
-atoms attend to all atoms of their molecule, and the attention scores of head ``h`` between
-atoms ``i`` and ``j`` carry the molecule's structure through two additive biases,
+Not CoMPT: the faithful CoMPT (Chen et al. 2021), the model the GraphSAM paper (Wang et al. 2024)
+trains, is :mod:`gradscope.models.compt`. This model borrows CoMPT's distance decay as a prior but
+is a standard pre-norm transformer over atoms: atoms attend to all atoms of their molecule, and
+the attention scores of head ``h`` between atoms ``i`` and ``j`` carry the molecule's structure
+through two additive biases,
 
     s_ij^h = q_i^h · k_j^h / √d_h + b_bond^h(e_ij) + b_dist^h(d_ij),
 
