@@ -189,6 +189,9 @@ def config_from_args(args: argparse.Namespace):
     method = get_method(values.get("optimizer", RecordConfig.optimizer))
     given = {flag: getattr(args, uses[0][1].dest) for flag, uses in _method_options().items()}
     settings, schedule = method.split_flags(given)
+    from gradscope.train.recipe import recipe_values
+
+    values = recipe_values(values, progress=sys.stderr.isatty())
     return RecordConfig(**values, optimizer_settings=settings, rho_schedule=schedule or None)
 
 

@@ -18,7 +18,7 @@ import torch
 
 from gradscope.chem import DatasetSpec, GraphBatch, MoleculeDataset, Standardizer, load_dataset, make_split
 from gradscope.errors import GradscopeError
-from gradscope.models import ModelConfig, build_model
+from gradscope.models.registry import build_model_for_name, config_from_dict, model_from_config_dict
 from gradscope.optim.registry import RunInfo, get_method
 from gradscope.train.checkpoint import Checkpoint, find_checkpoint
 from gradscope.train.config import RecordConfig
@@ -38,7 +38,7 @@ def resolve_device(name: str) -> torch.device:
 
 #: Models whose operations are too small to gain from intra-op threads on CPU (measured:
 #: docs/record.md, "CPU threads"): by default they train on one thread.
-SINGLE_THREAD_MODELS = ("tiny", "small")
+SINGLE_THREAD_MODELS = ("tiny", "small", "compt-tiny")
 
 
 def cpu_threads(config: RecordConfig, device: torch.device) -> int | None:
@@ -124,9 +124,10 @@ def _first_line(exc: BaseException) -> str:
 
 
 def build_model_for(config: RecordConfig, dataset: MoleculeDataset) -> torch.nn.Module:
-    model_config = ModelConfig.preset(config.model, atom_dim=dataset.atom_dim, bond_dim=dataset.bond_dim,
-                                      n_tasks=dataset.n_tasks)
-    return build_model(model_config)
+    """The model ``config.model`` names (gradscope.models registry), sized to ``dataset`` (features,
+    tasks; for ``compt`` the released per-dataset size and the largest molecule)."""
+    return build_model_for_name(config.model, atom_dim=dataset.atom_dim, bond_dim=dataset.bond_dim,
+                                n_tasks=dataset.n_tasks, dataset=dataset)
 
 
 def build_optimizer(config: RecordConfig, model: torch.nn.Module, steps_per_epoch: int):
@@ -156,7 +157,7 @@ class LoadedRun:
     model: torch.nn.Module
     data: Data
     config: RecordConfig
-    model_config: ModelConfig
+    model_config: Any  # the architecture's config (gradscope.models.registry.config_from_dict)
     checkpoint: Checkpoint
     path: Path
 
@@ -174,7 +175,7 @@ def load_run(path: str | Path, *, which: str = "best", data_path: str | None = N
     """
     ckpt_path = find_checkpoint(path, which)
     ckpt = Checkpoint.read(ckpt_path)
-    model_config = ModelConfig.from_dict(ckpt.model_config)
+    model_config = config_from_dict(ckpt.model_config)
     spec = DatasetSpec.from_dict(ckpt.dataset)
     if data_path is not None:
         spec = DatasetSpec.from_dict({**spec.to_dict(), "path": str(data_path)})
@@ -186,7 +187,7 @@ def load_run(path: str | Path, *, which: str = "best", data_path: str | None = N
         raise GradscopeError(f"the dataset file differs from the one {ckpt_path} was trained on (content hash)")
     if data.standardizer is not None and ckpt.standardizer is not None:
         data.standardizer = Standardizer.from_dict(ckpt.standardizer)
-    model = build_model(model_config)
+    model = model_from_config_dict(ckpt.model_config)
     try:
         model.load_state_dict(ckpt.model_state)
     except RuntimeError as exc:

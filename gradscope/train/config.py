@@ -25,7 +25,8 @@ from typing import Any, Callable
 
 from gradscope.chem.duplicates import POLICIES as DUPLICATE_POLICIES
 from gradscope.errors import ConfigError
-from gradscope.models.config import PRESETS
+from gradscope.models.recipes import recipe_names
+from gradscope.models.registry import model_names
 from gradscope.optim.core import BASE_OPTIMIZERS
 from gradscope.optim.registry import get_method, method_by_former_name
 from gradscope.optim.schedules import StepRhoConfig
@@ -100,7 +101,13 @@ class RecordConfig:
     early_stopping: int | None = flag(None, "stop after N epochs without a better validation metric",
                                       "optimization", metavar="N")
     # model and data handling
-    model: str = flag("small", "model preset", "model, device, output", choices=tuple(PRESETS))
+    recipe: str | None = flag(None, "a released training recipe that sets the model, epochs, batch size, Noam "
+                              "warm-up and peak learning rate, early stopping and weight decay for --dataset; "
+                              "flags you give win (compt-paper: CoMPT as the GraphSAM paper ran it; docs/models.md)",
+                              "model, device, output", choices=recipe_names())
+    model: str = flag("small", "the model: tiny, small, gt-large (gradscope's graph transformer; gt-large was "
+                      "called compt before), compt (the faithful CoMPT of Chen et al. 2021, sized per dataset as "
+                      "released), compt-tiny (docs/models.md)", "model, device, output", choices=model_names())
     seed: int = flag(0, "seed of the split, the initialisation and the epochs' batch orders",
                      "model, device, output")
     device: str = flag("auto", "auto (CUDA when present), cpu, cuda, cuda:N", "model, device, output")
@@ -195,10 +202,14 @@ def from_flat_keys(data: dict[str, Any]) -> dict[str, Any]:
     Those kept every optimizer setting as a flat key, whether the optimizer used it or not (the
     run ignored the others, and so does this), and an ``extra`` dict that nothing read
     (dropped). Each flat key was the name of its flag, so it is read as that flag. Their
-    ``sam-one`` anchored every epoch: it reads as ``sam-one-epoch`` (``Method.former_names``).
+    ``sam-one`` anchored every epoch: it reads as ``sam-one-epoch`` (``Method.former_names``), and
+    their ``compt`` model was the graph-transformer preset now called ``gt-large`` (``compt`` is now
+    the faithful CoMPT).
     """
     data = dict(data)
     data.pop("extra", None)
+    if data.get("model") == "compt":
+        data["model"] = "gt-large"
     flat = {key: data.pop(key) for key in FLAT_OPTIMIZER_KEYS if key in data}
     if "optimizer_settings" in data or "rho_schedule" in data:
         raise ConfigError("a configuration holds both the flat optimizer keys of older versions "

@@ -37,6 +37,7 @@ import torch
 from gradscope._version import __version__
 from gradscope.errors import GradscopeError
 from gradscope.metrics import get_metric
+from gradscope.models.registry import model_from_config_dict
 from gradscope.optim.registry import Method, get_method
 from gradscope.probes import Recorder
 from gradscope.train import distributed as D
@@ -171,7 +172,9 @@ class Trainer:
             prepare_out_dir(self.out, overwrite=overwrite)
         D.barrier(dist)
         self._say(self.data.dataset.summary())
-        self.model = build_model_for(config, self.data.dataset).to(self.device)
+        # a resumed run rebuilds the model its checkpoint describes (model names may have changed meaning)
+        model = model_from_config_dict(ckpt.model_config) if ckpt else build_model_for(config, self.data.dataset)
+        self.model = model.to(self.device)
         self.steps_per_epoch = self._steps_per_epoch()
         self.optimizer, self.rho_schedule = build_optimizer(config, self.model, self.steps_per_epoch)
         self.lr_schedule = build_lr_scheduler(self.optimizer, config.lr_schedule,
