@@ -21,9 +21,12 @@ The plan (the paper's §5, Table 1, Table 8 and Observation 2):
 (`gradscope record --optimizer sam` decays ρ by ``--gamma`` (default 0.5) every ``--rho-step``
 epochs, as every method with a ρ schedule does; the study spells the schedule out for each run.)
 
-Two sizes: ``cpu`` (the ``small`` model, 15 epochs, 3 seeds, BBBP and ESOL — what a 2-core
-machine finishes in about an hour with two jobs) and ``full`` (the ``compt`` model, 30 epochs as
-in the authors' released training command, five seeds, all six datasets — for a GPU). Usage::
+Sizes: ``cpu`` (the ``small`` graph transformer, 15 epochs, 3 seeds, BBBP and ESOL — what a 2-core
+machine finishes in about an hour with two jobs), ``cpu-compt`` (the faithful CoMPT on BBBP with the
+released recipe compressed to 8 epochs, five seeds), ``full`` (CoMPT, 30 epochs as in the GraphSAM
+authors' training command, five seeds, six datasets) and ``paper`` (CoMPT with the released recipe
+``--recipe compt-paper``: up to 150 epochs with early stopping, five seeds, six datasets — for a
+GPU; docs/reproduction.md gives its expected wall time). Usage::
 
     python -m analyses.study run  STUDY_DIR [--size cpu|full] [--jobs 2] [--datasets bbbp,esol] [--seeds 0,1,2]
     python -m analyses.study list STUDY_DIR [--size cpu]      # the plan and what is done
@@ -128,6 +131,7 @@ class Size:
     threads: int | None
     landscape_points: int = 41
     landscape_samples: int = 512
+    flags: tuple[str, ...] = ()  # further `gradscope record` flags of every run (e.g. a recipe)
 
 
 SIZES: dict[str, Size] = {
@@ -136,6 +140,16 @@ SIZES: dict[str, Size] = {
     "full": Size("full", model="compt", epochs=30, seeds=(0, 1, 2, 3, 4),
                  datasets=("bbbp", "tox21", "sider", "clintox", "esol", "lipophilicity"), probe_every=5,
                  threads=None, landscape_samples=2048),
+    # the released CoMPT recipe (150 epochs at most, early stopping after 21, Noam warm-up of 30 epochs,
+    # the per-dataset model and peak learning rate), five seeds: the paper's setting, for a GPU
+    "paper": Size("paper", model="compt", epochs=150, seeds=(0, 1, 2, 3, 4),
+                  datasets=("bbbp", "tox21", "sider", "clintox", "esol", "lipophilicity"), probe_every=5,
+                  threads=None, landscape_samples=2048, flags=("--recipe", "compt-paper")),
+    # what a 2-core CPU affords of it on BBBP: the recipe compressed to 8 epochs (warm-up 2 epochs to the
+    # released peak learning rate, 3.23e-4 for BBBP)
+    "cpu-compt": Size("cpu-compt", model="compt", epochs=8, seeds=(0, 1, 2, 3, 4), datasets=("bbbp",),
+                      probe_every=5, threads=1, landscape_samples=512,
+                      flags=("--recipe", "compt-paper", "--warmup-epochs", "2", "--lr", "3.2275e-4")),
 }
 
 
@@ -174,7 +188,7 @@ def record_args(run: StudyRun, size: Size, run_dir: Path) -> list[str]:
     entry = run.entry
     args = ["--dataset", run.dataset, "--optimizer", entry.optimizer, "--model", size.model,
             "--epochs", str(size.epochs), "--seed", str(run.seed), "--split", "random",
-            "--out", str(run_dir), "--quiet", *entry.flags]
+            "--out", str(run_dir), "--quiet", *size.flags, *entry.flags]
     if not get_method(entry.optimizer).plain:  # a plain optimizer has no ε to compare with the exact gradient
         args += ["--probe-exact-every", str(size.probe_every)]
     local = data_dir()
