@@ -80,7 +80,10 @@ class GradscopeCallback(pl.Callback):
         log_every_n_steps: log every n-th step's scalars to the trainer's loggers (None: the
             trainer's own ``log_every_n_steps``; 0: not at all).
         flush_every: steps between device→host copies (the trace's and the loggers' latency).
-        anchor_every: GraphSAM-K's K: anchor every K epochs (GraphSAM and SAM-One).
+        anchor_every: GraphSAM-K's K: anchor every K epochs (the methods that anchor per epoch:
+            GraphSAM, SAM-One per epoch; the paper's SAM-One anchors once, at the first step).
+        method: the optimizer's registry name where its class is shared (``"sam-one-epoch"`` for a
+            ``SAMOne`` re-anchored every epoch; default: the class's first method, ``"sam-one"``).
         rho_schedule: the ρ schedule stepped at every epoch end (default: the paper's γ = 0.5,
             λ = 1, as ``gradscope record``); None keeps ρ constant.
         epoch_metrics: names of the trainer's ``callback_metrics`` to store per epoch besides
@@ -96,13 +99,14 @@ class GradscopeCallback(pl.Callback):
 
     def __init__(self, path: str | os.PathLike[str], *, layers: bool = False, probe_exact_every: int | None = None,
                  log_every_n_steps: int | None = None, flush_every: int = RecorderSettings.flush_every,
-                 anchor_every: int = 1, rho_schedule: StepRhoConfig | None = PAPER_RHO_SCHEDULE, epoch_metrics: Sequence[str] = (),
+                 anchor_every: int = 1, method: str | None = None, rho_schedule: StepRhoConfig | None = PAPER_RHO_SCHEDULE, epoch_metrics: Sequence[str] = (),
                  sinks: Sequence[Sink] = (), config: Mapping[str, Any] | None = None,
                  not_recorded: Mapping[str, str] = NOT_RECORDED, overwrite: bool = False, **settings: Any) -> None:
         self.path = Path(path)
         self.settings = dict(settings, layers=layers, probe_exact_every=probe_exact_every, flush_every=flush_every)
         self.log_every_n_steps = log_every_n_steps
         self.anchor_every = anchor_every
+        self.method = method
         self.rho_schedule = rho_schedule
         self.epoch_metrics = {_trace_name(m): m for m in epoch_metrics}
         self.sinks = list(sinks)
@@ -122,7 +126,8 @@ class GradscopeCallback(pl.Callback):
         check_trainer(trainer, optimizer)
         if trainer.world_size > 1 and self.settings["probe_exact_every"]:
             raise GradscopeError("probe_exact_every is not supported with several processes (it would desynchronise ranks)")
-        self.hooks = EpochHooks(optimizer, anchor_every=self.anchor_every, rho_schedule=self.rho_schedule)
+        self.hooks = EpochHooks(optimizer, method=self.method, anchor_every=self.anchor_every,
+                                rho_schedule=self.rho_schedule)
         if self._restored is not None:
             self.hooks.load_state_dict(self._restored)
         expected_steps = _expected_steps(trainer)  # on every rank: it may load the data (collectives)

@@ -33,7 +33,7 @@ class ReusedPerturbation(SharpnessAware):
 
     Args:
         beta: weight of the previous ε in eq. 3 (1 = never update).
-        anchor_every: also anchor at every step t with t % anchor_every == 0 (None: only the
+        anchor_every_steps: also anchor at every step t with t % anchor_every_steps == 0 (None: only the
             first step and explicit ``anchor()`` calls).
     """
 
@@ -44,18 +44,18 @@ class ReusedPerturbation(SharpnessAware):
         *,
         rho: float,
         beta: float,
-        anchor_every: int | None,
+        anchor_every_steps: int | None,
         **base_kwargs: Any,
     ) -> None:
         super().__init__(params, base_optimizer, rho=rho, **base_kwargs)
         self.beta = float(beta)
-        self.anchor_every = anchor_every
+        self.anchor_every_steps = anchor_every_steps
         self._eps = self._layout.buffer()  # ε_t
         # ε_{t+1} is written beside ε_t so that last_step.eps still shows ε_t after the step
         self._eps_next = self._layout.buffer() if self.beta < 1.0 else None
 
     def _is_anchor(self) -> bool:
-        periodic = self.anchor_every is not None and self._t % self.anchor_every == 0
+        periodic = self.anchor_every_steps is not None and self._t % self.anchor_every_steps == 0
         return self._anchor_pending or periodic
 
     def _sharpness_step(self, closure: Closure) -> Outcome:
@@ -109,7 +109,7 @@ class GraphSAMConfig:
     def __post_init__(self) -> None:
         check_rho(self.rho)
         if self.beta == 1:
-            raise ConfigError("beta=1 never updates ε: that is SAM-One (gradscope.optim.SAMOne, name 'sam-one')")
+            raise ConfigError("beta=1 never updates ε: that is SAM-One (gradscope.optim.SAMOne; names 'sam-one' for one anchor per run, 'sam-one-epoch' per epoch)")
         check_unit_interval("beta", self.beta, closed_right=False)
 
 
@@ -130,7 +130,7 @@ class GraphSAM(ReusedPerturbation):
         **base_kwargs: Any,
     ) -> None:
         self.config = GraphSAMConfig(rho=rho, beta=beta)
-        super().__init__(params, base_optimizer, rho=rho, beta=beta, anchor_every=None, **base_kwargs)
+        super().__init__(params, base_optimizer, rho=rho, beta=beta, anchor_every_steps=None, **base_kwargs)
 
 
 # -- registry declaration (gradscope.optim.registry) -----------------------------------------------

@@ -76,7 +76,7 @@ class AnchorPeriod:
     """Settings mixin of methods anchored every K epochs (GraphSAM-K, SAM-One per epoch).
 
     K counts *epochs*: the exact ε is computed at the first step of epochs 0, K, 2K, ...
-    (SAM-k's ``k`` and ``ReusedPerturbation.anchor_every`` count optimizer steps instead).
+    (SAM-k's ``k`` and ``ReusedPerturbation.anchor_every_steps`` count optimizer steps instead).
     """
 
     anchor_every_epochs: int = field(default=1, metadata={

@@ -43,7 +43,7 @@ class SAMK(ReusedPerturbation):
         **base_kwargs: Any,
     ) -> None:
         self.config = SAMKConfig(rho=rho, k=k)
-        super().__init__(params, base_optimizer, rho=rho, beta=1.0, anchor_every=k, **base_kwargs)
+        super().__init__(params, base_optimizer, rho=rho, beta=1.0, anchor_every_steps=k, **base_kwargs)
 
 
 # -- registry declaration (gradscope.optim.registry) -----------------------------------------------

@@ -32,7 +32,7 @@ class SAMOne(ReusedPerturbation):
         **base_kwargs: Any,
     ) -> None:
         self.config = SAMConfig(rho=rho)  # ρ is its only hyperparameter, as for SAM
-        super().__init__(params, base_optimizer, rho=rho, beta=1.0, anchor_every=None, **base_kwargs)
+        super().__init__(params, base_optimizer, rho=rho, beta=1.0, anchor_every_steps=None, **base_kwargs)
 
 
 # -- registry declaration (gradscope.optim.registry) -----------------------------------------------
