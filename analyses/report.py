@@ -25,6 +25,7 @@ from analyses.kinds import KINDS, Kind, PlotOptions
 from analyses.runs import MissingDataError, Run, has_column, load_runs
 from gradscope._version import __version__
 from gradscope.errors import GradscopeError
+from gradscope.outputs import make_parents, written_whole
 
 CSS = """
 body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 2rem auto; max-width: 1200px;
@@ -257,9 +258,7 @@ def build_report(
         *bodies,
         "</body></html>",
     ])
-    path = Path(out)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(page, encoding="utf-8")
-    tmp.replace(path)
+    path = make_parents(out, flag="out")
+    with written_whole(path) as tmp:  # a failed write (full disk) leaves no torn or temporary file
+        tmp.write_text(page, encoding="utf-8")
     return ReportResult(path=path, sections=sections)

@@ -13,6 +13,7 @@ import argparse
 from pathlib import Path
 
 from gradscope.errors import GradscopeError
+from gradscope.outputs import check_out, make_parents, written_whole
 
 KIND_NAMES = ("obs1", "norms", "obs2", "entropy", "loss", "throughput", "landscape", "attention")
 IMAGE_SUFFIXES = (".png", ".svg", ".pdf", ".jpg", ".jpeg")
@@ -77,19 +78,18 @@ def run(args: argparse.Namespace) -> int:
         raise GradscopeError(f"--out must end in {', '.join(IMAGE_SUFFIXES)} or .html, got {out.name!r}")
     if args.dpi <= 0:
         raise GradscopeError(f"--dpi must be positive, got {args.dpi}")
+    check_out(out)
     if args.kind == "attention":
         return _attention(args, out, html)
     options = PlotOptions(zoom=parse_zoom(args.zoom), at=parse_at(args.at), metric=args.metric, quantity=args.quantity)
     kind = get_kind(args.kind)
     runs = load_runs(args.runs, parse_labels(args.labels, len(args.runs)))
-    out.parent.mkdir(parents=True, exist_ok=True)
     if html:
         fig = kind.plotly(runs, options)
         fig.update_layout(title=dict(text=f"{kind.title} (GraphSAM paper {kind.paper})", x=0.01))
-        fig.write_html(out, include_plotlyjs=True, full_html=True)
     else:
         fig = kind.figure(runs, options)
-        fig.savefig(out, dpi=args.dpi, bbox_inches="tight")
+    _write(fig, out, html, args.dpi)
     rows = kind.table(runs, options) if kind.table is not None and not args.quiet else []
     if rows:
         print(to_markdown(rows, headers=kind.table_headers), end="")
@@ -106,11 +106,18 @@ def _attention(args: argparse.Namespace, out: Path, html: bool) -> int:
         raise GradscopeError(f"plot attention takes one run, got {len(args.runs)}")
     found = checkpoint_attention(args.runs[0], molecule=args.molecule, split=args.split, layer=args.layer,
                                  head=args.head, which=args.checkpoint, data_path=args.data)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    if html:
-        heatmap_plotly(found.matrix, title=found.title).write_html(out, include_plotlyjs=True, full_html=True)
-    else:
-        heatmap_figure(found.matrix, title=found.title).savefig(out, dpi=args.dpi, bbox_inches="tight")
+    fig = heatmap_plotly(found.matrix, title=found.title) if html else heatmap_figure(found.matrix, title=found.title)
+    _write(fig, out, html, args.dpi)
     if not args.quiet:
         print(f"wrote {out}")
     return 0
+
+
+def _write(fig, out: Path, html: bool, dpi: int) -> None:  # noqa: ANN001
+    """Write a plotly page or a matplotlib image whole (gradscope.outputs: the --out rule, no torn file)."""
+    make_parents(out)
+    with written_whole(out) as tmp:
+        if html:
+            fig.write_html(tmp, include_plotlyjs=True, full_html=True)
+        else:
+            fig.savefig(tmp, dpi=dpi, bbox_inches="tight")

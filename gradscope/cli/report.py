@@ -39,7 +39,9 @@ def run(args: argparse.Namespace) -> int:
     from analyses.report import build_report
     from analyses.runs import load_runs
     from gradscope.cli.plot import parse_at, parse_labels
+    from gradscope.outputs import check_out
 
+    check_out(args.out)
     options = PlotOptions(zoom=parse_zoom(args.zoom), at=parse_at(args.at), metric=args.metric)
     runs = load_runs(args.runs, parse_labels(args.labels, len(args.runs)))
     from analyses.report import SECTIONS

@@ -35,20 +35,32 @@ def check_out_dir(out: Path, *, resume: bool, overwrite: bool) -> None:
 
 
 def prepare_out_dir(out: Path, *, overwrite: bool) -> None:
-    """Create ``out`` for a new run; with ``overwrite`` remove the old run's checkpoints and the
-    landscapes drawn around them (``landscape/``, the default of ``gradscope landscape RUN``);
-    the trace and config.json are replaced when they are written."""
+    """Create ``out`` for a new run; with ``overwrite`` remove the old run's checkpoints, the
+    temporary files an interrupted write left (``checkpoints/.last.pt.tmpN``, ``.config.json.tmp``:
+    older gradscope versions did not remove them after a failed write) and the landscapes drawn
+    around the old checkpoints (``landscape/``, the default of ``gradscope landscape RUN``); the
+    trace and config.json are replaced when they are written."""
+    from gradscope.train.checkpoint import PARTIAL_GLOB
+
     ckdir = out / "checkpoints"
     if overwrite and ckdir.is_dir():
-        for ck in ckdir.glob("*.pt"):
+        for ck in [*ckdir.glob("*.pt"), *ckdir.glob(PARTIAL_GLOB)]:
             ck.unlink()
+    if overwrite:
+        for leftover in out.glob(".config.json.tmp*"):
+            leftover.unlink()
     if overwrite and (out / "landscape").is_dir():
         shutil.rmtree(out / "landscape")
     out.mkdir(parents=True, exist_ok=True)
 
 
 def write_json_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file and a rename (never a torn file)."""
+    """Write ``text`` to ``path`` through a temporary file and a rename (never a torn file; a failed
+    write, e.g. on a full disk, removes the temporary file and raises a one-line GradscopeError)."""
     tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
+    try:
+        tmp.write_text(text)
+        tmp.replace(path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise GradscopeError(f"cannot write {path}: {exc.strerror or exc}") from exc
