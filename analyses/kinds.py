@@ -49,6 +49,8 @@ class Kind:
     table: Callable[[Sequence[Run], PlotOptions], list[dict[str, Any]]] | None = None
     table_headers: dict[str, str] = field(default_factory=dict)
     needs_landscape: bool = False
+    #: the :class:`PlotOptions` fields this kind reads (``gradscope plot`` refuses the others' flags)
+    options: tuple[str, ...] = ()
 
 
 KINDS: dict[str, Kind] = {
@@ -61,12 +63,14 @@ KINDS: dict[str, Kind] = {
             lambda runs, o: observation1.observation1_figure(runs, zoom=o.zoom),
             lambda runs, o: observation1.observation1_plotly(runs, zoom=o.zoom),
             lambda runs, o: observation1.observation1_table(runs),
+            options=("zoom",),
         ),
         Kind(
             "norms", "Gradient norms ‖ε_t‖ and ‖ω_t‖", "Fig. 9",
             "Norms of the perturbation gradient ε_t (solid) and the updating gradient ω_t (dashed), log scale.",
             lambda runs, o: observation1.norms_figure(runs, zoom=o.zoom),
             lambda runs, o: observation1.norms_plotly(runs, zoom=o.zoom),
+            options=("zoom",),
         ),
         Kind(
             "obs2", "Observation 2: consecutive ε and ω agree", "Fig. 3c",
@@ -87,6 +91,7 @@ KINDS: dict[str, Kind] = {
             lambda runs, o: entropy.entropy_plotly(runs, at=o.at),
             lambda runs, o: entropy.entropy_table(runs, at=o.at),
             {"attention_entropy": "attention entropy", "paper_attention_entropy": "paper"},
+            options=("at",),
         ),
         Kind(
             "loss", "Loss curves", "Fig. 5",
@@ -102,6 +107,7 @@ KINDS: dict[str, Kind] = {
             lambda runs, o: throughput.throughput_plotly(runs, metric=o.metric),
             lambda runs, o: throughput.throughput_table(runs, metric=o.metric),
             throughput.HEADERS,
+            options=("metric",),
         ),
         Kind(
             "landscape", "Loss landscapes", "Fig. 2",
@@ -114,6 +120,7 @@ KINDS: dict[str, Kind] = {
             lambda runs, o: landscape_mod.sharpness_table(runs),
             {**landscape_mod.SHARPNESS_HEADERS, "radius": "r", "rho": "ρ"},
             needs_landscape=True,
+            options=("quantity",),
         ),
     )
 }

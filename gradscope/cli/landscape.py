@@ -36,7 +36,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Filter-normalized loss landscapes (Li et al. 2018) around checkpoints of gradscope runs, "
                     "written as HDF5, PNG and interactive HTML, and sharpness measures (see docs/landscape.md).",
         epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("runs", nargs="+", metavar="RUN_DIR_OR_CHECKPOINT")
+    p.add_argument("runs", nargs="+", metavar="RUN_DIR_OR_CHECKPOINT",
+                   help="a run directory of `gradscope record` (its --checkpoint) or a checkpoint file")
     p.add_argument("--dim", type=int, choices=(1, 2), default=1, help="1: a curve (default), 2: a surface")
     p.add_argument("--points", type=int, default=None, help="grid points per axis, odd, at least 3 "
                    "(default 41 in 1-D, 21 in 2-D)")
@@ -68,7 +69,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                        "0: no trace)")
     sharp.add_argument("--density-steps", type=int, default=30, help="Lanczos steps of the eigenvalue density "
                        "(default 30; 0: no density)")
-    p.add_argument("--checkpoint", choices=("best", "last"), default="best", help="which checkpoint of a run directory")
+    p.add_argument("--checkpoint", choices=("best", "last"), default="best", help="which checkpoint of a run directory (default best)")
     p.add_argument("--data", metavar="FILE", help="the dataset file, when it moved since training")
     p.add_argument("--out", metavar="DIR", help="write every run's files into DIR (default: each RUN/landscape)")
     p.add_argument("--resume", action="store_true", help="continue interrupted files (also the default when a "

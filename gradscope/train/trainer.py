@@ -46,7 +46,7 @@ from gradscope.train.config import RecordConfig, recorder_settings
 from gradscope.train.evaluate import Evaluation, evaluate
 from gradscope.train.objective import masked_loss
 from gradscope.train.progress import EpochProgress, summary_table
-from gradscope.train.rundir import check_out_dir, prepare_out_dir, write_json_atomic
+from gradscope.train.rundir import check_out_dir, prepare_out_dir, write_json_atomic, write_skipped
 from gradscope.train.schedules import build_lr_scheduler
 from gradscope.train.state import EpochSums, RunState
 
@@ -173,6 +173,9 @@ class Trainer:
         self.best_rule = self._classes()
         if dist.is_main and ckpt is None:
             prepare_out_dir(self.out, overwrite=overwrite)
+            listed = write_skipped(self.out, self.data.dataset.skipped)
+            if listed is not None:
+                self._say(f"the {len(self.data.dataset.skipped)} skipped rows (row, SMILES, reason) are in {listed}")
         D.barrier(dist)
         self._say(self.data.dataset.summary())
         self.model = build_model_for(config, self.data.dataset).to(self.device)

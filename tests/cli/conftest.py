@@ -64,7 +64,7 @@ def run_copy(tiny_run, tmp_path) -> Path:
     return Path(shutil.copytree(tiny_run, tmp_path / "run"))
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def cli(cli_cache):
     """:func:`run_cli` with the tests' feature cache."""
     def run(*argv: str, cwd: Path, timeout: float = 120, **kw) -> subprocess.CompletedProcess:
