@@ -13,16 +13,16 @@ import html
 import io
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from matplotlib.figure import Figure
 
-from analyses import tables
+from analyses import plotting, tables
 from analyses.kinds import KINDS, Kind, PlotOptions
-from analyses.runs import MissingDataError, Run, has_column, load_runs
+from analyses.runs import MissingDataError, Run, has_column, load_runs, optimizer_label
 from gradscope._version import __version__
 from gradscope.errors import GradscopeError
 from gradscope.outputs import make_parents, written_whole
@@ -167,7 +167,7 @@ def _runs_table(runs: Sequence[Run]) -> str:
         rows.append({
             "run": run.label,
             "source": str(run.source),
-            "optimizer": getattr(trace, "optimizer", None) if trace is not None else None,
+            "optimizer": optimizer_label(trace),
             "steps": len(trace) if trace is not None else None,
             "epochs": trace.epochs.rows if trace is not None and hasattr(trace.epochs, "rows") else None,
             "landscapes": len(run.landscapes),
@@ -225,6 +225,8 @@ def build_report(
         raise GradscopeError("labels apply to paths; Run objects carry their own")
     if not loaded:
         raise GradscopeError("no run given")
+    if options.colors is None:  # one colour per run in every section, also where a section shows only some
+        options = replace(options, colors=plotting.run_colors([run.label for run in loaded]))
     chosen = list(kinds) if kinds is not None else list(SECTIONS)
     for name in chosen:
         if name not in SECTIONS:

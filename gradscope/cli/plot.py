@@ -123,7 +123,7 @@ def parse_at(text: str | None) -> str | int:
 
 def run(args: argparse.Namespace) -> int:
     from analyses.kinds import PlotOptions, get_kind
-    from analyses.plotting import parse_zoom
+    from analyses.plotting import parse_zoom, run_colors
     from analyses.runs import load_runs
     from analyses.tables import to_markdown
 
@@ -137,10 +137,11 @@ def run(args: argparse.Namespace) -> int:
     check_out(out)
     if args.kind == "attention":
         return _attention(args, out, html)
-    options = PlotOptions(zoom=parse_zoom(args.zoom), at=parse_at(args.at), metric=args.metric,
-                          quantity=args.quantity or "loss")
     kind = get_kind(args.kind)
+    zoom, at = parse_zoom(args.zoom), parse_at(args.at)
     runs = load_runs(args.runs, parse_labels(args.labels, len(args.runs)))
+    options = PlotOptions(zoom=zoom, at=at, metric=args.metric, quantity=args.quantity or "loss",
+                          colors=run_colors([run.label for run in runs]))
     if html:
         fig = kind.plotly(runs, options)
         fig.update_layout(title=dict(text=f"{kind.title} (GraphSAM paper {kind.paper})", x=0.01))
