@@ -14,6 +14,7 @@ a split; ``gradscope plot attention RUN`` and the report draw it.
 from __future__ import annotations
 
 import os
+import textwrap
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
@@ -63,6 +64,12 @@ def attention_matrix(
     Padding rows and columns (mask False) are cut off. The model is put in eval mode for the
     pass and restored to its previous mode afterwards.
     """
+    return _attention(model, batch, molecule, layer, head, capture, forward)[0]
+
+
+def _attention(model: torch.nn.Module, batch: Any, molecule: int, layer: int, head: int | None,
+               capture: Capture | None, forward: Callable[[torch.nn.Module, Any], Any] | None) -> tuple[np.ndarray, int]:
+    """:func:`attention_matrix` and the number of attention layers of the model."""
     capture = capture or capture_attention
     forward = forward or (lambda m, b: m(b))
     was_training = model.training
@@ -89,7 +96,7 @@ def attention_matrix(
         raise GradscopeError(f"head {head} out of range: the layer has {per_head.shape[0]} heads")
     keep = mask[molecule].detach().cpu().bool()
     matrix = matrix[keep][:, keep]
-    return matrix.numpy().astype(np.float64)
+    return matrix.numpy().astype(np.float64), len(maps)
 
 
 def heatmap_figure(matrix: np.ndarray, atom_labels: Sequence[str] | None = None, title: str = "",
@@ -98,7 +105,7 @@ def heatmap_figure(matrix: np.ndarray, atom_labels: Sequence[str] | None = None,
     n = matrix.shape[0]
     if atom_labels is not None and len(atom_labels) != n:
         raise GradscopeError(f"{len(atom_labels)} atom labels given for a molecule of {n} atoms")
-    fig, (axis,) = plotting.mpl_axes(ax, 1, width=5.0, height=4.4)
+    fig, (axis,) = plotting.mpl_axes(ax, 1, width=5.0, height=4.8)
     image = axis.imshow(matrix, cmap="viridis", vmin=0.0, interpolation="nearest")
     fig.colorbar(image, ax=axis, label="attention probability")
     names = list(atom_labels) if atom_labels is not None else [str(i) for i in range(n)]
@@ -106,8 +113,23 @@ def heatmap_figure(matrix: np.ndarray, atom_labels: Sequence[str] | None = None,
     axis.set_yticks(range(n), names, fontsize="small")
     axis.set_xlabel("attended atom")
     axis.set_ylabel("attending atom")
-    axis.set_title(title, fontsize="medium")
+    text = _wrap(title)
+    if ax is None:  # over the map and its colour bar, in the space the layout keeps for it
+        fig.suptitle(text, fontsize="medium")
+    else:
+        axis.set_title(text, fontsize="medium")
     return fig
+
+
+def _wrap(title: str, width: int = 56) -> str:
+    """Each line of ``title`` wrapped at ``width`` characters (a SMILES has no spaces: cut anywhere)."""
+    return "\n".join(textwrap.fill(line, width) for line in title.splitlines()) if title else ""
+
+
+def layer_text(layer: int, n_layers: int) -> str:
+    """``layer 1 (the last of 2)``: the layer counted from 0, never a negative index."""
+    resolved = layer % n_layers
+    return f"layer {resolved} (the last of {n_layers})" if resolved == n_layers - 1 else f"layer {resolved} of {n_layers}"
 
 
 def heatmap_plotly(matrix: np.ndarray, atom_labels: Sequence[str] | None = None, title: str = "") -> Any:
@@ -120,12 +142,12 @@ def heatmap_plotly(matrix: np.ndarray, atom_labels: Sequence[str] | None = None,
                                colorbar=dict(title="attention")))
     fig.update_xaxes(title_text="attended atom", type="category")
     fig.update_yaxes(title_text="attending atom", type="category", autorange="reversed", scaleanchor="x")
-    return plotting.plotly_layout(fig, title=title, height=480)
+    return plotting.plotly_layout(fig, title=title.replace("\n", "<br>"), height=480)
 
 
-def _title(molecule: int | str, layer: int, head: int | None) -> str:
+def _title(molecule: int | str, layer: int, n_layers: int, head: int | None) -> str:
     which = "mean over heads" if head is None else f"head {head}"
-    return f"molecule {molecule}, layer {layer}, {which}"
+    return f"molecule {molecule}, {layer_text(layer, n_layers)}, {which}"
 
 
 def attention_heatmap(
@@ -145,8 +167,8 @@ def attention_heatmap(
     ``atom_labels`` (e.g. element symbols with indices) label the axes; ``capture`` defaults to
     :func:`gradscope.models.capture_attention` and ``forward`` to ``model(batch)``.
     """
-    matrix = attention_matrix(model, batch, molecule=molecule, layer=layer, head=head, capture=capture, forward=forward)
-    return heatmap_figure(matrix, atom_labels, _title(molecule, layer, head), ax)
+    matrix, n_layers = _attention(model, batch, molecule, layer, head, capture, forward)
+    return heatmap_figure(matrix, atom_labels, _title(molecule, layer, n_layers, head), ax)
 
 
 @dataclass(frozen=True)
@@ -158,14 +180,17 @@ class CheckpointAttention:
     split: str
     position: int
     dataset_index: int
-    layer: int
+    layer: int  # counted from 0 (a negative --layer is resolved)
     head: int | None
     checkpoint: str
+    n_layers: int = 0
 
     @property
     def title(self) -> str:
+        """Two lines: the SMILES, then where the molecule and the map come from."""
         which = "mean over heads" if self.head is None else f"head {self.head}"
-        return f"{self.smiles} ({self.split} #{self.position}), layer {self.layer}, {which}"
+        where = layer_text(self.layer, self.n_layers) if self.n_layers else f"layer {self.layer}"
+        return f"{self.smiles}\n{self.split} #{self.position}, {where}, {which}"
 
 
 def checkpoint_attention(
@@ -194,8 +219,9 @@ def checkpoint_attention(
     index = int(indices[molecule])
     dataset = loaded.data.dataset
     batch = dataset.batch([index], standardizer=loaded.data.standardizer)
-    matrix = attention_matrix(loaded.model, batch, molecule=0, layer=layer, head=head)
-    return CheckpointAttention(matrix, dataset[index].smiles, split, molecule, index, layer, head, str(loaded.path))
+    matrix, n_layers = _attention(loaded.model, batch, 0, layer, head, None, None)
+    return CheckpointAttention(matrix, dataset[index].smiles, split, molecule, index, layer % n_layers, head,
+                               str(loaded.path), n_layers)
 
 
 def attention_heatmap_from_checkpoint(source: str | os.PathLike[str], *, ax: Axes | None = None, **kwargs: Any) -> Figure:

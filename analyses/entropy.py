@@ -12,7 +12,7 @@ layer × head dataset was recorded, the run's value is its mean over layers and 
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -107,9 +107,13 @@ def _head_names(shape: tuple[int, int]) -> list[str]:
     return [f"L{layer}H{head}" for layer in range(shape[0]) for head in range(shape[1])]
 
 
+def _at_title(at: str | int) -> str:
+    return {"last": "at the last epoch", "best": "at the best validation epoch"}.get(str(at), f"at epoch {at}")
+
+
 def entropy_figure(
     traces: Sequence[RunLike], labels: Sequence[str] | None = None, at: str | int = "last",
-    axes: Axes | Sequence[Axes] | None = None,
+    axes: Axes | Sequence[Axes] | None = None, colors: Mapping[str, str] | None = None,
 ) -> Figure:
     """Fig. 10: entropy over epochs per run (paper values dotted), and per layer × head bars.
 
@@ -117,65 +121,69 @@ def entropy_figure(
     ``attention_entropy_layer_head`` with the same shape, else one bar per run.
     """
     runs = _collect(traces, labels, at)
+    pal = plotting.palette([label for _, label, *_ in runs], colors)
     fig, (left, right) = plotting.mpl_axes(axes, 2)
     for i, label, epochs, curve, summary in runs:
-        left.plot(epochs, curve, marker="o", markersize=3, color=plotting.color(i), label=label)
+        left.plot(epochs, curve, marker="o", markersize=3, color=pal[label], label=label)
         if summary.paper is not None:
-            left.axhline(summary.paper, color=plotting.color(i), linestyle=":", linewidth=1.0,
+            left.axhline(summary.paper, color=pal[label], linestyle=":", linewidth=1.0,
                          label=f"{label} (paper {summary.paper:.4f})")
     left.set_xlabel("epoch")
     left.set_ylabel(ENTROPY_LABEL)
     left.set_title("attention entropy over training")
-    left.legend(fontsize="small")
+    plotting.integer_ticks(left)
     grids = [s.per_layer_head for *_, s in runs]
     if all(g is not None for g in grids) and len({g.shape for g in grids}) == 1:  # type: ignore[union-attr]
         names = _head_names(grids[0].shape)  # type: ignore[union-attr]
         width = 0.8 / len(runs)
         x = np.arange(len(names))
         for k, (i, label, *_rest) in enumerate(runs):
-            right.bar(x + (k - (len(runs) - 1) / 2) * width, np.ravel(grids[k]), width=width, color=plotting.color(i), label=label)
+            right.bar(x + (k - (len(runs) - 1) / 2) * width, np.ravel(grids[k]), width=width, color=pal[label])
         right.set_xticks(x, names, rotation=90, fontsize="small")
         right.set_xlabel("layer / head")
-        right.legend(fontsize="small")
     else:
         x = np.arange(len(runs))
-        right.bar(x, [s.mean for *_, s in runs], color=[plotting.color(i) for i, *_ in runs])
+        right.bar(x, [s.mean for *_, s in runs], color=[pal[label] for _, label, *_ in runs])
         for k, (*_, s) in enumerate(runs):
             if s.paper is not None:
                 right.plot([k - 0.4, k + 0.4], [s.paper, s.paper], color="black", linestyle=":", linewidth=1.2)
         right.set_xticks(x, [label for _, label, *_ in runs])
         right.set_xlabel("run (dotted: paper)")
     right.set_ylabel(ENTROPY_LABEL)
-    right.set_title(f"at epoch row '{at}'" if isinstance(at, str) else f"at epoch {at}")
+    right.set_title(_at_title(at))
+    plotting.legend_below(fig, [left, right], ncols=min(len(runs), 3))
     return fig
 
 
-def entropy_plotly(traces: Sequence[RunLike], labels: Sequence[str] | None = None, at: str | int = "last") -> Any:
+def entropy_plotly(traces: Sequence[RunLike], labels: Sequence[str] | None = None, at: str | int = "last",
+                   colors: Mapping[str, str] | None = None) -> Any:
     """Interactive (plotly) :func:`entropy_figure`."""
     from plotly.subplots import make_subplots
     import plotly.graph_objects as go
 
     runs = _collect(traces, labels, at)
-    fig = make_subplots(rows=1, cols=2, subplot_titles=("attention entropy over training", f"at epoch '{at}'"))
+    pal = plotting.palette([label for _, label, *_ in runs], colors)
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("attention entropy over training", _at_title(at)))
     for i, label, epochs, curve, summary in runs:
         fig.add_trace(go.Scatter(x=epochs, y=curve, mode="lines+markers", name=label, legendgroup=label,
-                                 line=dict(color=plotting.color(i))), row=1, col=1)
+                                 line=dict(color=pal[label])), row=1, col=1)
         if summary.paper is not None:
             fig.add_trace(go.Scatter(x=[epochs[0], epochs[-1]], y=[summary.paper] * 2, mode="lines",
                                      name=f"{label} (paper {summary.paper:.4f})",
-                                     line=dict(color=plotting.color(i), dash="dot")), row=1, col=1)
+                                     line=dict(color=pal[label], dash="dot")), row=1, col=1)
     grids = [s.per_layer_head for *_, s in runs]
     if all(g is not None for g in grids) and len({g.shape for g in grids}) == 1:  # type: ignore[union-attr]
         names = _head_names(grids[0].shape)  # type: ignore[union-attr]
         for k, (i, label, *_rest) in enumerate(runs):
             fig.add_trace(go.Bar(x=names, y=np.ravel(grids[k]), name=label, legendgroup=label, showlegend=False,
-                                 marker_color=plotting.color(i)), row=1, col=2)
+                                 marker_color=pal[label]), row=1, col=2)
         fig.update_layout(barmode="group")
         fig.update_xaxes(title_text="layer / head", row=1, col=2)
     else:
         fig.add_trace(go.Bar(x=[label for _, label, *_ in runs], y=[s.mean for *_, s in runs], showlegend=False,
-                             marker_color=[plotting.color(i) for i, *_ in runs]), row=1, col=2)
+                             marker_color=[pal[label] for _, label, *_ in runs]), row=1, col=2)
         fig.update_xaxes(title_text="run", row=1, col=2)
     fig.update_xaxes(title_text="epoch", row=1, col=1)
+    plotting.plotly_integer_axis(fig, np.concatenate([epochs for _, _, epochs, *_ in runs]), row=1, col=1)
     fig.update_yaxes(title_text=ENTROPY_LABEL)
     return plotting.plotly_layout(fig)

@@ -4,7 +4,10 @@ The GraphSAM paper (Wang et al., ICLR 2024) reports the test metric of the model
 the validation set, as MoleculeNet benchmarks do. A run's ``epochs`` group holds
 ``val_<metric>`` and ``test_<metric>``; the best epoch maximizes the validation metric when
 :mod:`gradscope.metrics` says higher is better (ROC-AUC) and minimizes it otherwise (RMSE, MAE).
-The first of the tied best epochs wins, and epochs with an undefined (NaN) value never win.
+The first of the tied best epochs wins, and epochs with an undefined (NaN) value never win. When
+the validation metric is never defined (a classification task with one class in the validation
+split: its ROC-AUC is undefined), the epoch with the lowest validation loss is the best, as
+`gradscope record` chooses ``best.pt`` then (:mod:`gradscope.train.classes`).
 """
 from __future__ import annotations
 
@@ -49,17 +52,21 @@ def pick_metric(trace: Trace, metric: str | None, label: str = "") -> str:
 
 
 def best_epoch_row(trace: Trace, metric: str, label: str = "") -> int:
-    """Row of the ``epochs`` group with the best ``val_<metric>`` (the last row when no val column).
+    """Row of the ``epochs`` group with the best ``val_<metric>`` (the last row when no val column;
+    the lowest ``val_loss`` when the metric is never defined, see the module docstring).
 
-    Raises a MissingDataError when the validation metric is never defined.
+    Raises a MissingDataError when neither the validation metric nor the validation loss is defined.
     """
     if not has_column(trace, "epochs", f"val_{metric}"):
         return int(epochs_axis(trace, label).shape[0] - 1)
     val = epoch_column(trace, f"val_{metric}", label)
+    higher = higher_is_better(metric, label)
+    if not np.isfinite(val).any() and has_column(trace, "epochs", "val_loss"):
+        val, higher = epoch_column(trace, "val_loss", label), False
     ok = np.isfinite(val)
     if not ok.any():
         raise MissingDataError(f"{label or 'trace'}: epochs/val_{metric} holds no defined value")
-    score = np.where(ok, val if higher_is_better(metric, label) else -val, -np.inf)
+    score = np.where(ok, val if higher else -val, -np.inf)
     return int(np.argmax(score))
 
 

@@ -5,7 +5,7 @@ the CLI and the HTML report draw exactly the same things.
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,12 +18,15 @@ from gradscope.errors import ConfigError
 @dataclass(frozen=True)
 class PlotOptions:
     """Options some kinds take: the zoom window (obs1, norms), the epoch of the entropy numbers,
-    the metric of the throughput table, and the landscape quantity."""
+    the metric of the throughput table, and the landscape quantity; and for every kind the
+    colour of each run (label → colour, :func:`analyses.plotting.run_colors` of all the runs of
+    a command or report, so that a run keeps its colour where a figure shows only some runs)."""
 
     zoom: tuple[float, float] | None = None
     at: str | int = "last"
     metric: str | None = None
     quantity: str = "loss"
+    colors: Mapping[str, str] | None = field(default=None, compare=False, hash=False)
 
     def __post_init__(self) -> None:
         if self.zoom is not None:
@@ -49,6 +52,8 @@ class Kind:
     table: Callable[[Sequence[Run], PlotOptions], list[dict[str, Any]]] | None = None
     table_headers: dict[str, str] = field(default_factory=dict)
     needs_landscape: bool = False
+    #: the :class:`PlotOptions` fields this kind reads (``gradscope plot`` refuses the others' flags)
+    options: tuple[str, ...] = ()
 
 
 KINDS: dict[str, Kind] = {
@@ -58,23 +63,27 @@ KINDS: dict[str, Kind] = {
             "obs1", "Observation 1: ε changes slowly, ω does not", "Fig. 3a, Fig. 8",
             "Step-to-step changes ‖ε_{t+1}−ε_t‖ (solid) and ‖ω_{t+1}−ω_t‖ (dashed), with a zoomed window. "
             "The table gives std(‖Δω‖)/std(‖Δε‖) and the median ‖ω_t‖/‖ε_t‖.",
-            lambda runs, o: observation1.observation1_figure(runs, zoom=o.zoom),
-            lambda runs, o: observation1.observation1_plotly(runs, zoom=o.zoom),
+            lambda runs, o: observation1.observation1_figure(runs, zoom=o.zoom, colors=o.colors),
+            lambda runs, o: observation1.observation1_plotly(runs, zoom=o.zoom, colors=o.colors),
             lambda runs, o: observation1.observation1_table(runs),
+            {"label": "run", "eps_change_std": "std ‖Δε‖", "omega_change_std": "std ‖Δω‖",
+             "change_std_ratio": "std ‖Δω‖ / std ‖Δε‖", "median_norm_ratio": "median ‖ω‖/‖ε‖"},
+            options=("zoom",),
         ),
         Kind(
             "norms", "Gradient norms ‖ε_t‖ and ‖ω_t‖", "Fig. 9",
             "Norms of the perturbation gradient ε_t (solid) and the updating gradient ω_t (dashed), log scale.",
-            lambda runs, o: observation1.norms_figure(runs, zoom=o.zoom),
-            lambda runs, o: observation1.norms_plotly(runs, zoom=o.zoom),
+            lambda runs, o: observation1.norms_figure(runs, zoom=o.zoom, colors=o.colors),
+            lambda runs, o: observation1.norms_plotly(runs, zoom=o.zoom, colors=o.colors),
+            options=("zoom",),
         ),
         Kind(
             "obs2", "Observation 2: consecutive ε and ω agree", "Fig. 3c",
             "Distribution of cos(ε_{t+1}, ω_t) (consistent when ≥ 0; paper: 67.45% for SAM on BBBP) and of the "
             "cosine between the approximated ε and the exact gradient on probed steps (paper: GraphSAM 72.46%, "
             "SAM-k 56.74%, SAM-One 40.05%). Anchored steps are left out of the exact agreement.",
-            lambda runs, o: observation2.observation2_figure(runs),
-            lambda runs, o: observation2.observation2_plotly(runs),
+            lambda runs, o: observation2.observation2_figure(runs, colors=o.colors),
+            lambda runs, o: observation2.observation2_plotly(runs, colors=o.colors),
             lambda runs, o: observation2.observation2_table(runs),
             {"consistent_pct": "consistent %", "consistent_n": "n", "paper_consistent_pct": "paper %",
              "exact_agreement_pct": "exact agreement %", "exact_n": "probed n", "paper_exact_agreement_pct": "paper %"},
@@ -83,25 +92,27 @@ KINDS: dict[str, Kind] = {
             "entropy", "Attention entropy", "Fig. 10",
             "Mean attention entropy (nats) per epoch, the paper's values dotted (Adam 2.4130 < GraphSAM 2.7239 < "
             "SAM 2.8382), and per layer and head where recorded.",
-            lambda runs, o: entropy.entropy_figure(runs, at=o.at),
-            lambda runs, o: entropy.entropy_plotly(runs, at=o.at),
+            lambda runs, o: entropy.entropy_figure(runs, at=o.at, colors=o.colors),
+            lambda runs, o: entropy.entropy_plotly(runs, at=o.at, colors=o.colors),
             lambda runs, o: entropy.entropy_table(runs, at=o.at),
             {"attention_entropy": "attention entropy", "paper_attention_entropy": "paper"},
+            options=("at",),
         ),
         Kind(
             "loss", "Loss curves", "Fig. 5",
             "Train loss and test loss (validation loss where no test loss was recorded) per epoch.",
-            lambda runs, o: losses.loss_figure(runs),
-            lambda runs, o: losses.loss_plotly(runs),
+            lambda runs, o: losses.loss_figure(runs, colors=o.colors),
+            lambda runs, o: losses.loss_plotly(runs, colors=o.colors),
         ),
         Kind(
             "throughput", "Throughput and accuracy", "Tables 2 and 7",
             "Training throughput (mean graphs/s over epochs) and its ratio to SAM and Adam; the test metric at the "
             "best validation epoch; forward-backward passes the optimizer spent.",
-            lambda runs, o: throughput.throughput_figure(runs, metric=o.metric),
-            lambda runs, o: throughput.throughput_plotly(runs, metric=o.metric),
+            lambda runs, o: throughput.throughput_figure(runs, metric=o.metric, colors=o.colors),
+            lambda runs, o: throughput.throughput_plotly(runs, metric=o.metric, colors=o.colors),
             lambda runs, o: throughput.throughput_table(runs, metric=o.metric),
             throughput.HEADERS,
+            options=("metric",),
         ),
         Kind(
             "landscape", "Loss landscapes", "Fig. 2",
@@ -109,11 +120,12 @@ KINDS: dict[str, Kind] = {
             "`gradscope landscape --hessian` measured them, the table gives the sharpness: the loss increase "
             "along random directions at radius r, the ρ-sharpness (SAM's ascent step), the largest and smallest "
             "Hessian eigenvalues and the Hessian trace.",
-            lambda runs, o: landscape_mod.landscape_figure(runs, quantity=o.quantity),
-            lambda runs, o: landscape_mod.landscape_plotly(runs, quantity=o.quantity),
+            lambda runs, o: landscape_mod.landscape_figure(runs, quantity=o.quantity, colors=o.colors),
+            lambda runs, o: landscape_mod.landscape_plotly(runs, quantity=o.quantity, colors=o.colors),
             lambda runs, o: landscape_mod.sharpness_table(runs),
             {**landscape_mod.SHARPNESS_HEADERS, "radius": "r", "rho": "ρ"},
             needs_landscape=True,
+            options=("quantity",),
         ),
     )
 }

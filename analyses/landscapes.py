@@ -9,7 +9,7 @@ report's colours. :func:`sharpness_table` gives the sharpness numbers that
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Union
 
@@ -31,18 +31,32 @@ def _load(item: Landscape | str | Path) -> Landscape:
 
 
 def _run_landscapes(run: Run, base: str) -> list[tuple[str, Landscape]]:
-    """A run's landscape files: one is labelled with the run's label; several with the label
-    stored in each file, else the run's label and the file name."""
-    out = []
-    for path in run.landscapes:
-        ls = _load(path)
-        if len(run.landscapes) == 1:
-            name = base
-        elif str(ls.label) not in ("", "model"):
-            name = str(ls.label)
+    """A run's landscape files: one is labelled with the run's label; several with the run's label
+    and what tells them apart, their directions and dimension (``SAM: eps-omega 1-D``), and the
+    file name where that is not enough."""
+    found = [_load(path) for path in run.landscapes]
+    if len(found) == 1:
+        return [(base, found[0])]
+    kinds = [f"{ls.direction_kind} {ls.dims}-D" for ls in found]
+    return [(f"{base}: {kind}" if kinds.count(kind) == 1 else f"{base}: {kind} ({path.stem})", ls)
+            for kind, path, ls in zip(kinds, run.landscapes, found)]
+
+
+def _by_run(items: Sequence[LandscapeItem], labels: Sequence[str] | None) -> list[tuple[str, str, Landscape]]:
+    """``(run label, landscape label, Landscape)`` for every landscape of ``items`` (see :func:`landscapes_of`)."""
+    if labels is not None and len(labels) != len(items):
+        raise GradscopeError(f"{len(labels)} labels given for {len(items)} runs")
+    out: list[tuple[str, str, Landscape]] = []
+    for k, item in enumerate(items):
+        if isinstance(item, Run):
+            base = labels[k] if labels is not None else item.label
+            out += [(base, name, ls) for name, ls in _run_landscapes(item, base)]
         else:
-            name = f"{base}: {path.stem}"
-        out.append((name, ls))
+            ls = _load(item)
+            name = labels[k] if labels is not None else str(ls.label)
+            out.append((name, name, ls))
+    if not out:
+        raise MissingDataError("no landscape file given (run directories need landscape/*.h5)")
     return out
 
 
@@ -52,31 +66,19 @@ def landscapes_of(items: Sequence[LandscapeItem], labels: Sequence[str] | None =
     A run contributes each of its ``landscape/*.h5`` files (see :func:`_run_landscapes`). Other
     items keep their own ``label`` unless ``labels`` (one per item) are given.
     """
-    if labels is not None and len(labels) != len(items):
-        raise GradscopeError(f"{len(labels)} labels given for {len(items)} runs")
-    out: list[tuple[str, Landscape]] = []
-    for k, item in enumerate(items):
-        if isinstance(item, Run):
-            out += _run_landscapes(item, labels[k] if labels is not None else item.label)
-        else:
-            ls = _load(item)
-            out.append((labels[k] if labels is not None else str(ls.label), ls))
-    if not out:
-        raise MissingDataError("no landscape file given (run directories need landscape/*.h5)")
-    return out
+    return [(name, ls) for _, name, ls in _by_run(items, labels)]
 
 
-def _checked(items: Sequence[LandscapeItem], labels: Sequence[str] | None, quantity: str) -> list[tuple[str, Landscape]]:
-    pairs = landscapes_of(items, labels)
-    for label, ls in pairs:
+def _checked(items: Sequence[LandscapeItem], labels: Sequence[str] | None, quantity: str,
+             colors: Mapping[str, str] | None) -> tuple[list[tuple[str, Landscape]], list[str]]:
+    """The ``(label, Landscape)`` pairs and their colours: the colour of the run each belongs to."""
+    found = _by_run(items, labels)
+    for _, label, ls in found:
         if quantity == "metric" and ls.metric is None:
             raise MissingDataError(f"landscape {label!r} has no metric")
         landscape_values(ls, quantity)  # checks the quantity's name
-    return pairs
-
-
-def _colors(pairs: Sequence[tuple[str, Landscape]]) -> list[str]:
-    return [plotting.color(i) for i in range(len(pairs))]
+    pal = plotting.palette([run for run, _, _ in found], colors)
+    return [(name, ls) for _, name, ls in found], [pal[run] for run, _, _ in found]
 
 
 def landscape_panels(items: Sequence[LandscapeItem], labels: Sequence[str] | None = None) -> int:
@@ -85,16 +87,21 @@ def landscape_panels(items: Sequence[LandscapeItem], labels: Sequence[str] | Non
 
 
 def landscape_figure(items: Sequence[LandscapeItem], labels: Sequence[str] | None = None, quantity: str = "loss",
-                     axes: Axes | Sequence[Axes] | None = None, levels: int = 20) -> Figure:
-    """Fig. 2: overlaid 1-D curves (first panel) and a contour map per 2-D landscape."""
-    pairs = _checked(items, labels, quantity)
-    return comparison_figure(pairs, quantity=quantity, colors=_colors(pairs), axes=axes, levels=levels)
+                     axes: Axes | Sequence[Axes] | None = None, levels: int = 20,
+                     colors: Mapping[str, str] | None = None) -> Figure:
+    """Fig. 2: overlaid 1-D curves (first panel) and a contour map per 2-D landscape; the legend
+    of the curves below the panels."""
+    pairs, line_colors = _checked(items, labels, quantity, colors)
+    fig = comparison_figure(pairs, quantity=quantity, colors=line_colors, axes=axes, levels=levels)
+    plotting.legend_below(fig, [ax for ax in fig.axes if ax.get_legend() is not None], ncols=min(len(pairs), 3))
+    return fig
 
 
-def landscape_plotly(items: Sequence[LandscapeItem], labels: Sequence[str] | None = None, quantity: str = "loss") -> Any:
+def landscape_plotly(items: Sequence[LandscapeItem], labels: Sequence[str] | None = None, quantity: str = "loss",
+                     colors: Mapping[str, str] | None = None) -> Any:
     """Interactive (plotly) :func:`landscape_figure`."""
-    pairs = _checked(items, labels, quantity)
-    return plotting.plotly_layout(comparison_plotly(pairs, quantity=quantity, colors=_colors(pairs)))
+    pairs, line_colors = _checked(items, labels, quantity, colors)
+    return plotting.plotly_layout(comparison_plotly(pairs, quantity=quantity, colors=line_colors))
 
 
 #: Columns of :func:`sharpness_table` and their headers.

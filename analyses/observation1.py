@@ -12,7 +12,7 @@ deviations over the steps where each is defined; > 1 means ε varies less) and t
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -119,11 +119,16 @@ def _zoom_for(series: list[_Series], zoom: tuple[float, float] | None) -> tuple[
     return plotting.default_zoom(np.concatenate([s.x for s in series]))
 
 
-def _mpl_pair(series: list[_Series], zoom: tuple[float, float], axes: Any, ylabel: str, logy: bool, title: str) -> Figure:
+def _palette(traces: Sequence[RunLike], labels: Sequence[str] | None, colors: Mapping[str, str] | None) -> dict[str, str]:
+    return plotting.palette([label for label, _ in labelled(traces, labels)], colors)
+
+
+def _mpl_pair(series: list[_Series], zoom: tuple[float, float], axes: Any, ylabel: str, logy: bool, title: str,
+              pal: Mapping[str, str]) -> Figure:
     fig, (full, zoomed) = plotting.mpl_axes(axes, 2)
     inside_any = False
     for s in series:
-        kw = dict(color=plotting.color(s.run), linestyle=DASHES[s.name], linewidth=1.0)
+        kw = dict(color=pal[s.label], linestyle=DASHES[s.name], linewidth=1.0)
         full.plot(s.x, s.y, label=f"{s.label}: {SYMBOLS[s.name][0]}", **kw)
         inside = plotting.in_window(s.x, zoom)
         inside_any |= bool(inside.any())
@@ -136,19 +141,21 @@ def _mpl_pair(series: list[_Series], zoom: tuple[float, float], axes: Any, ylabe
         ax.set_title(sub)
         if logy:
             ax.set_yscale("log")
+    plotting.integer_ticks(full, zoomed)
     full.axvspan(zoom[0], zoom[1], color="0.85", alpha=0.5, zorder=0)
-    full.legend(fontsize="small")
+    plotting.legend_below(fig, [full, zoomed], ncols=2)
     return fig
 
 
-def _plotly_pair(series: list[_Series], zoom: tuple[float, float], ylabel: str, logy: bool, title: str) -> Any:
+def _plotly_pair(series: list[_Series], zoom: tuple[float, float], ylabel: str, logy: bool, title: str,
+                 pal: Mapping[str, str]) -> Any:
     from plotly.subplots import make_subplots
     import plotly.graph_objects as go
 
     fig = make_subplots(rows=1, cols=2, subplot_titles=(title, f"steps {zoom[0]:g}–{zoom[1]:g}"))
     for s in series:
         name = f"{s.label}: {SYMBOLS[s.name][1]}"
-        line = dict(color=plotting.color(s.run), dash=PLOTLY_DASHES[DASHES[s.name]], width=1)
+        line = dict(color=pal[s.label], dash=PLOTLY_DASHES[DASHES[s.name]], width=1)
         x, y = plotting.decimate(s.x, s.y)
         fig.add_trace(go.Scatter(x=x, y=y, mode="lines", name=name, legendgroup=name, line=line), row=1, col=1)
         inside = plotting.in_window(s.x, zoom)
@@ -157,38 +164,48 @@ def _plotly_pair(series: list[_Series], zoom: tuple[float, float], ylabel: str, 
     for col in (1, 2):
         fig.update_xaxes(title_text="step", row=1, col=col)
         fig.update_yaxes(title_text=ylabel, type="log" if logy else "linear", row=1, col=col)
+    steps = np.concatenate([s.x for s in series])
+    plotting.plotly_integer_axis(fig, steps, row=1, col=1)
+    plotting.plotly_integer_axis(fig, steps[plotting.in_window(steps, zoom)], row=1, col=2)
     return plotting.plotly_layout(fig)
 
 
 def observation1_figure(
     traces: Sequence[RunLike], labels: Sequence[str] | None = None, zoom: tuple[float, float] | None = None,
-    axes: Axes | Sequence[Axes] | None = None, logy: bool = False,
+    axes: Axes | Sequence[Axes] | None = None, logy: bool = False, colors: Mapping[str, str] | None = None,
 ) -> Figure:
     """Fig. 3a / Fig. 8: ‖Δε‖ (solid) and ‖Δω‖ (dashed) over steps, full range and a zoom window.
 
     ``zoom`` is a ``(first_step, last_step)`` window (default: the first tenth of training);
-    ``axes`` two matplotlib axes to draw into (else a new figure).
+    ``axes`` two matplotlib axes to draw into (else a new figure); ``colors`` label → colour
+    (default :func:`analyses.plotting.run_colors`).
     """
     series = _collect(traces, labels, CHANGE_PAIR, "Observation 1")
-    return _mpl_pair(series, _zoom_for(series, zoom), axes, "change between consecutive steps", logy, "all steps")
+    return _mpl_pair(series, _zoom_for(series, zoom), axes, "change between consecutive steps", logy, "all steps",
+                     _palette(traces, labels, colors))
 
 
-def observation1_plotly(traces: Sequence[RunLike], labels: Sequence[str] | None = None, zoom: tuple[float, float] | None = None, logy: bool = False) -> Any:
+def observation1_plotly(traces: Sequence[RunLike], labels: Sequence[str] | None = None, zoom: tuple[float, float] | None = None,
+                        logy: bool = False, colors: Mapping[str, str] | None = None) -> Any:
     """Interactive (plotly) :func:`observation1_figure`."""
     series = _collect(traces, labels, CHANGE_PAIR, "Observation 1")
-    return _plotly_pair(series, _zoom_for(series, zoom), "change between consecutive steps", logy, "all steps")
+    return _plotly_pair(series, _zoom_for(series, zoom), "change between consecutive steps", logy, "all steps",
+                        _palette(traces, labels, colors))
 
 
 def norms_figure(
     traces: Sequence[RunLike], labels: Sequence[str] | None = None, zoom: tuple[float, float] | None = None,
-    axes: Axes | Sequence[Axes] | None = None, logy: bool = True,
+    axes: Axes | Sequence[Axes] | None = None, logy: bool = True, colors: Mapping[str, str] | None = None,
 ) -> Figure:
     """Fig. 9: ‖ε_t‖ (solid) and ‖ω_t‖ (dashed) over steps (log scale), full range and zoom."""
     series = _collect(traces, labels, NORM_PAIR, "the norm plot")
-    return _mpl_pair(series, _zoom_for(series, zoom), axes, "gradient norm", logy, "all steps")
+    return _mpl_pair(series, _zoom_for(series, zoom), axes, "gradient norm", logy, "all steps",
+                     _palette(traces, labels, colors))
 
 
-def norms_plotly(traces: Sequence[RunLike], labels: Sequence[str] | None = None, zoom: tuple[float, float] | None = None, logy: bool = True) -> Any:
+def norms_plotly(traces: Sequence[RunLike], labels: Sequence[str] | None = None, zoom: tuple[float, float] | None = None,
+                 logy: bool = True, colors: Mapping[str, str] | None = None) -> Any:
     """Interactive (plotly) :func:`norms_figure`."""
     series = _collect(traces, labels, NORM_PAIR, "the norm plot")
-    return _plotly_pair(series, _zoom_for(series, zoom), "gradient norm", logy, "all steps")
+    return _plotly_pair(series, _zoom_for(series, zoom), "gradient norm", logy, "all steps",
+                        _palette(traces, labels, colors))

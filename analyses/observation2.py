@@ -15,7 +15,7 @@ Fractions count only steps where the cosine is defined (finite).
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -112,51 +112,66 @@ def _gather(traces: Sequence[RunLike], labels: Sequence[str] | None, exclude_anc
 BINS = np.linspace(-1.0, 1.0, 41)
 
 
+def _percent(cos: np.ndarray) -> float:
+    return 100.0 * np.count_nonzero(cos >= 0) / cos.size
+
+
+def _legend_text(label: str, consistency: list, exact: list) -> str:
+    """One legend entry per run: its share of cosines ≥ 0 in each panel it appears in."""
+    parts = [f"{_percent(c):.2f}% ≥ 0" for _, name, c in consistency if name == label]
+    parts += [f"exact: {_percent(c):.2f}% ≥ 0" for _, name, c in exact if name == label]
+    return f"{label}: {'; '.join(parts)}"
+
+
 def observation2_figure(
     traces: Sequence[RunLike], labels: Sequence[str] | None = None, axes: Axes | Sequence[Axes] | None = None,
-    bins: np.ndarray = BINS, exclude_anchored: bool = True,
+    bins: np.ndarray = BINS, exclude_anchored: bool = True, colors: Mapping[str, str] | None = None,
 ) -> Figure:
     """Fig. 3c: histograms (density) of cos(ε_{t+1}, ω_t) per run, and of the exact-ε cosine.
 
-    The legend gives each run's percentage of cosines ≥ 0. The right panel notes when no run
-    recorded the exact-ε probe.
+    The legend (below the panels) gives each run's percentage of cosines ≥ 0 in each panel. The
+    right panel notes when no run recorded the exact-ε probe.
     """
+    from matplotlib.lines import Line2D
+
     consistency, exact = _gather(traces, labels, exclude_anchored)
+    pal = plotting.palette([label for label, _ in labelled(traces, labels)], colors)
     fig, (left, right) = plotting.mpl_axes(axes, 2)
     for ax, groups, xlabel, title in (
         (left, consistency, CONSISTENCY_LABEL[0], "consecutive ε and ω (Observation 2)"),
         (right, exact, EXACT_LABEL[0], "approximated vs exact ε"),
     ):
-        for i, label, cos in groups:
-            pct = 100.0 * np.count_nonzero(cos >= 0) / cos.size
-            ax.hist(cos, bins=bins, density=True, histtype="step", linewidth=1.4,
-                    color=plotting.color(i), label=f"{label}: {pct:.2f}% ≥ 0")
+        for _, label, cos in groups:
+            ax.hist(cos, bins=bins, density=True, histtype="step", linewidth=1.4, color=pal[label])
         ax.axvline(0.0, color="0.3", linewidth=0.8, linestyle=":")
         ax.set_xlim(-1.0, 1.0)
         ax.set_xlabel(xlabel)
         ax.set_ylabel("density")
         ax.set_title(title)
-        if groups:
-            ax.legend(fontsize="small")
-        else:
+        if not groups:
             ax.text(0.5, 0.5, "not recorded", transform=ax.transAxes, ha="center", va="center", color="0.4")
+    shown = list(dict.fromkeys(label for _, label, _ in consistency + exact))
+    entries = [(Line2D([], [], color=pal[label], linewidth=1.4), _legend_text(label, consistency, exact))
+               for label in shown]
+    plotting.legend_below(fig, [left, right], ncols=min(len(shown), 2), entries=entries)
     return fig
 
 
-def observation2_plotly(traces: Sequence[RunLike], labels: Sequence[str] | None = None, bins: np.ndarray = BINS, exclude_anchored: bool = True) -> Any:
+def observation2_plotly(traces: Sequence[RunLike], labels: Sequence[str] | None = None, bins: np.ndarray = BINS,
+                        exclude_anchored: bool = True, colors: Mapping[str, str] | None = None) -> Any:
     """Interactive (plotly) :func:`observation2_figure`; bars are densities over ``bins``."""
     from plotly.subplots import make_subplots
     import plotly.graph_objects as go
 
     consistency, exact = _gather(traces, labels, exclude_anchored)
+    pal = plotting.palette([label for label, _ in labelled(traces, labels)], colors)
     fig = make_subplots(rows=1, cols=2, subplot_titles=("consecutive ε and ω (Observation 2)", "approximated vs exact ε"))
     centres = 0.5 * (bins[1:] + bins[:-1])
     for col, groups in ((1, consistency), (2, exact)):
-        for i, label, cos in groups:
+        for _, label, cos in groups:
             density, _ = np.histogram(cos, bins=bins, density=True)
-            pct = 100.0 * np.count_nonzero(cos >= 0) / cos.size
-            fig.add_trace(go.Scatter(x=centres, y=density, mode="lines", line=dict(shape="hvh", color=plotting.color(i)),
-                                     name=f"{label}: {pct:.2f}% ≥ 0"), row=1, col=col)
+            fig.add_trace(go.Scatter(x=centres, y=density, mode="lines", line=dict(shape="hvh", color=pal[label]),
+                                     name=f"{label}: {_percent(cos):.2f}% ≥ 0"), row=1, col=col)
         if not groups:
             fig.add_annotation(text="not recorded", showarrow=False, x=0, y=0.5, row=1, col=col)
     fig.update_xaxes(title_text=CONSISTENCY_LABEL[1], range=[-1, 1], row=1, col=1)

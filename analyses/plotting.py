@@ -1,19 +1,33 @@
-"""Shared plumbing of the figures: matplotlib axes, colours, zoom windows, plotly decimation.
+"""Shared plumbing of the figures: matplotlib axes, colours, ticks, legends, zoom windows, plotly decimation.
 
 Matplotlib figures are built as :class:`matplotlib.figure.Figure` objects (Agg canvas, no
 pyplot state), so the library works headless and never opens a window. Plotly figures carry
 long step series decimated to a min/max envelope so that an HTML page of a 100,000-step run
 stays small while every spike stays visible.
+
+Rules every figure follows, so that a reader can trust it at a glance:
+
+- **One colour per run** (:func:`run_colors`): the k-th run given gets the k-th colour of
+  :data:`COLORS`, in every figure and in every section of the report, also where a figure draws
+  only some of the runs (the report hands the whole set's colours to each section, see
+  ``analyses.kinds.PlotOptions.colors``).
+- **Integer ticks** on epoch and step axes (:func:`integer_ticks`, :func:`plotly_integer_axis`).
+- **Legends beside the data, never over it** (:func:`legend_below`): one legend per figure,
+  below the panels.
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.layout_engine import ConstrainedLayoutEngine
+from matplotlib.legend import Legend
+from matplotlib.ticker import MaxNLocator
 
 from gradscope.errors import GradscopeError
 
@@ -28,7 +42,75 @@ PLOTLY_MAX_POINTS = 4000
 
 
 def color(i: int) -> str:
+    """The colour of the ``i``-th run (see :func:`run_colors`)."""
     return COLORS[i % len(COLORS)]
+
+
+def run_colors(labels: Sequence[str]) -> dict[str, str]:
+    """The one colour assignment of every figure: run label → colour, the k-th distinct label
+    given getting :func:`color` ``(k)`` (the order of the runs on the command line)."""
+    out: dict[str, str] = {}
+    for label in labels:
+        if label not in out:
+            out[label] = color(len(out))
+    return out
+
+
+def palette(labels: Sequence[str], colors: Mapping[str, str] | None = None) -> dict[str, str]:
+    """Colours for ``labels`` (every run the figure was given): those of ``colors`` (a whole
+    report's :func:`run_colors`), else :func:`run_colors` of ``labels``; a label ``colors`` lacks
+    gets the next colour that no run uses."""
+    if colors is None:
+        return run_colors(labels)
+    free = [c for c in COLORS if c not in set(colors.values())] or list(COLORS)
+    out: dict[str, str] = {}
+    for label in labels:
+        if label not in out:
+            out[label] = colors[label] if label in colors else free[sum(lb not in colors for lb in out) % len(free)]
+    return out
+
+
+def integer_ticks(*axes: Axes, axis: str = "x") -> None:
+    """Ticks at whole numbers only (epochs and steps are counted, never halved)."""
+    for ax in axes:
+        (ax.xaxis if axis == "x" else ax.yaxis).set_major_locator(MaxNLocator(integer=True))
+
+
+def plotly_integer_axis(fig: Any, values: Sequence[float] | np.ndarray, **where: Any) -> None:
+    """Plotly x ticks at whole numbers: a step of 1, 2 or 5 × 10^k giving at most about 8 ticks."""
+    finite = np.asarray(values, dtype=float)
+    finite = finite[np.isfinite(finite)]
+    span = float(finite.max() - finite.min()) if finite.size else 1.0
+    raw = max(1.0, span / 8.0)
+    power = 10.0 ** math.floor(math.log10(raw))
+    step = next(m * power for m in (1, 2, 5, 10) if m * power >= raw)
+    fig.update_xaxes(tickmode="linear", tick0=0, dtick=int(step), tickformat="d", **where)
+
+
+def legend_below(fig: Figure, axes: Sequence[Axes], *, ncols: int | None = None,
+                 entries: Sequence[tuple[Any, str]] | None = None) -> Legend | None:
+    """One legend for the figure, below its panels: ``entries`` (handle, text), else the labelled
+    artists of every axes, each label once.
+
+    A figure built here (constrained layout) gets it under the panels; axes a caller passed in
+    get it to the right of the last axes, outside it. Either way it covers no data.
+    """
+    handles: list[Any] = [h for h, _ in entries or ()]
+    names: list[str] = [n for _, n in entries or ()]
+    for ax in axes:
+        for handle, name in zip(*ax.get_legend_handles_labels()):
+            if entries is None and name not in names:
+                handles.append(handle)
+                names.append(name)
+        if ax.get_legend() is not None:
+            ax.get_legend().remove()
+    if not handles:
+        return None
+    if isinstance(fig.get_layout_engine(), ConstrainedLayoutEngine):
+        return fig.legend(handles, names, loc="outside lower center", ncols=ncols or min(len(names), 3),
+                          fontsize="small", frameon=False)
+    return axes[-1].legend(handles, names, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0,
+                           fontsize="small")
 
 
 def mpl_axes(axes: Axes | Sequence[Axes] | None, n: int, *, width: float = 5.0, height: float = 3.6) -> tuple[Figure, list[Axes]]:

@@ -13,18 +13,19 @@ import html
 import io
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from matplotlib.figure import Figure
 
-from analyses import tables
+from analyses import plotting, tables
 from analyses.kinds import KINDS, Kind, PlotOptions
-from analyses.runs import MissingDataError, Run, has_column, load_runs
+from analyses.runs import MissingDataError, Run, has_column, load_runs, optimizer_label
 from gradscope._version import __version__
 from gradscope.errors import GradscopeError
+from gradscope.outputs import make_parents, written_whole
 
 CSS = """
 body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 2rem auto; max-width: 1200px;
@@ -166,7 +167,7 @@ def _runs_table(runs: Sequence[Run]) -> str:
         rows.append({
             "run": run.label,
             "source": str(run.source),
-            "optimizer": getattr(trace, "optimizer", None) if trace is not None else None,
+            "optimizer": optimizer_label(trace),
             "steps": len(trace) if trace is not None else None,
             "epochs": trace.epochs.rows if trace is not None and hasattr(trace.epochs, "rows") else None,
             "landscapes": len(run.landscapes),
@@ -224,6 +225,8 @@ def build_report(
         raise GradscopeError("labels apply to paths; Run objects carry their own")
     if not loaded:
         raise GradscopeError("no run given")
+    if options.colors is None:  # one colour per run in every section, also where a section shows only some
+        options = replace(options, colors=plotting.run_colors([run.label for run in loaded]))
     chosen = list(kinds) if kinds is not None else list(SECTIONS)
     for name in chosen:
         if name not in SECTIONS:
@@ -257,9 +260,7 @@ def build_report(
         *bodies,
         "</body></html>",
     ])
-    path = Path(out)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(page, encoding="utf-8")
-    tmp.replace(path)
+    path = make_parents(out, flag="out")
+    with written_whole(path) as tmp:  # a failed write (full disk) leaves no torn or temporary file
+        tmp.write_text(page, encoding="utf-8")
     return ReportResult(path=path, sections=sections)

@@ -14,7 +14,7 @@ accuracy. Per run this table gives:
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -24,6 +24,7 @@ from matplotlib.figure import Figure
 from analyses import plotting
 from analyses.epochs import best_epoch_row, pick_metric
 from analyses.runs import MissingDataError, RunLike, canonical, column, epoch_column, epochs_axis, has_column, labelled, optimizer_label
+from gradscope.metrics import METRICS
 from gradscope.trace import Trace
 
 COLUMNS = ("run", "optimizer", "graphs_per_s", "vs_sam", "vs_adam", "metric", "test_metric", "best_epoch",
@@ -85,14 +86,21 @@ def _metric_title(rows: list[dict[str, Any]]) -> str:
     return f"test {names.pop()} (best val epoch)" if len(names) == 1 else "test metric (best val epoch)"
 
 
+def _accuracy_title(rows: list[dict[str, Any]]) -> str:
+    names = {r["metric"] for r in rows if r["metric"]}
+    known = METRICS.get(names.pop()) if len(names) == 1 else None
+    return "test metric" if known is None else f"test {known.name} ({'higher' if known.higher_is_better else 'lower'} is better)"
+
+
 def throughput_figure(traces: Sequence[RunLike], labels: Sequence[str] | None = None, metric: str | None = None,
-                      axes: Axes | Sequence[Axes] | None = None) -> Figure:
+                      axes: Axes | Sequence[Axes] | None = None, colors: Mapping[str, str] | None = None) -> Figure:
     """Bars of graphs/s (annotated with the ratio to SAM) and of the test metric, per run."""
     rows = throughput_table(traces, labels, metric)
     fig, (left, right) = plotting.mpl_axes(axes, 2)
     names = [r["run"] for r in rows]
     x = np.arange(len(rows))
-    colors = [plotting.color(i) for i in range(len(rows))]
+    pal = plotting.palette(names, colors)
+    colors = [pal[name] for name in names]
     speeds = [np.nan if r["graphs_per_s"] is None else r["graphs_per_s"] for r in rows]
     bars = left.bar(x, speeds, color=colors)
     for bar, r in zip(bars, rows):
@@ -106,19 +114,21 @@ def throughput_figure(traces: Sequence[RunLike], labels: Sequence[str] | None = 
     right.bar(x, scores, color=colors)
     right.set_xticks(x, names)
     right.set_ylabel(_metric_title(rows))
-    right.set_title("accuracy")
+    right.set_title(_accuracy_title(rows))
     return fig
 
 
-def throughput_plotly(traces: Sequence[RunLike], labels: Sequence[str] | None = None, metric: str | None = None) -> Any:
+def throughput_plotly(traces: Sequence[RunLike], labels: Sequence[str] | None = None, metric: str | None = None,
+                      colors: Mapping[str, str] | None = None) -> Any:
     """Interactive (plotly) :func:`throughput_figure`."""
     from plotly.subplots import make_subplots
     import plotly.graph_objects as go
 
     rows = throughput_table(traces, labels, metric)
     names = [r["run"] for r in rows]
-    colors = [plotting.color(i) for i in range(len(rows))]
-    fig = make_subplots(rows=1, cols=2, subplot_titles=("training throughput", "accuracy"))
+    pal = plotting.palette(names, colors)
+    colors = [pal[name] for name in names]
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("training throughput", _accuracy_title(rows)))
     text = [f"{r['vs_sam']:.2f}× SAM" if r["vs_sam"] is not None else "" for r in rows]
     fig.add_trace(go.Bar(x=names, y=[r["graphs_per_s"] for r in rows], text=text, marker_color=colors, showlegend=False), row=1, col=1)
     fig.add_trace(go.Bar(x=names, y=[r["test_metric"] for r in rows], marker_color=colors, showlegend=False), row=1, col=2)

@@ -429,13 +429,14 @@ def _load(spec: DatasetSpec, *, data_dir, cache_dir, base_url, download, progres
         parts = []
         if skipped:
             first = ", ".join(str(s.row) for s in skipped[:8]) + (", ..." if len(skipped) > 8 else "")
-            parts.append(f"skipped {len(skipped)} of {len(table.rows)} rows ({_reason_counts(skipped)}; rows {first})")
+            parts.append(f"skipped {len(skipped)} of {len(table.rows)} rows ({_reason_counts(skipped)}; data rows "
+                         f"{first}, counted from 0 after the header)")
         if n_bad_values:
             parts.append(f"{n_bad_values} non-numeric label values treated as missing")
         if groups and resolved.duplicates == "keep":
             parts.append(f"{_duplicates.describe(groups, len(keep))}, kept: copies may fall into different splits "
                          "(duplicates='first' / --duplicates first keeps one copy)")
-        warnings.warn(f"{resolved.display_name}: {'; '.join(parts)}; see dataset.skipped", DataWarning, stacklevel=3)
+        warnings.warn(f"{resolved.display_name}: {'; '.join(parts)}", DataWarning, stacklevel=3)
     return dataset
 
 

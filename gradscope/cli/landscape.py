@@ -13,6 +13,7 @@ from typing import Any
 
 from gradscope.cli import add_common_flags
 from gradscope.errors import GradscopeError
+from gradscope.outputs import check_out
 
 EXAMPLES = """\
 examples:
@@ -35,7 +36,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Filter-normalized loss landscapes (Li et al. 2018) around checkpoints of gradscope runs, "
                     "written as HDF5, PNG and interactive HTML, and sharpness measures (see docs/landscape.md).",
         epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("runs", nargs="+", metavar="RUN_DIR_OR_CHECKPOINT")
+    p.add_argument("runs", nargs="+", metavar="RUN_DIR_OR_CHECKPOINT",
+                   help="a run directory of `gradscope record` (its --checkpoint) or a checkpoint file")
     p.add_argument("--dim", type=int, choices=(1, 2), default=1, help="1: a curve (default), 2: a surface")
     p.add_argument("--points", type=int, default=None, help="grid points per axis, odd, at least 3 "
                    "(default 41 in 1-D, 21 in 2-D)")
@@ -67,7 +69,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                        "0: no trace)")
     sharp.add_argument("--density-steps", type=int, default=30, help="Lanczos steps of the eigenvalue density "
                        "(default 30; 0: no density)")
-    p.add_argument("--checkpoint", choices=("best", "last"), default="best", help="which checkpoint of a run directory")
+    p.add_argument("--checkpoint", choices=("best", "last"), default="best", help="which checkpoint of a run directory (default best)")
     p.add_argument("--data", metavar="FILE", help="the dataset file, when it moved since training")
     p.add_argument("--out", metavar="DIR", help="write every run's files into DIR (default: each RUN/landscape)")
     p.add_argument("--resume", action="store_true", help="continue interrupted files (also the default when a "
@@ -113,19 +115,54 @@ def settings_from_args(args: argparse.Namespace) -> Any:
 
 
 def run(args: argparse.Namespace) -> int:
-    from gradscope.landscape.runs import compute_prepared, prepare_runs, writers_lock, write_outputs
+    from gradscope.landscape.runs import compute_prepared, prepare_runs, writers_lock
     from gradscope.train import distributed as D
 
     settings = settings_from_args(args)
+    _check_out_dirs(args)
     info = D.init_distributed("cpu")
     prepared = prepare_runs(args.runs, settings, out=args.out, overwrite=args.overwrite)
     with writers_lock(prepared, out=args.out, enabled=info.is_main):
         results = [compute_prepared(p, settings, progress=not args.quiet) for p in prepared]
         if info.is_main:
-            written = write_outputs(results, settings)
+            written = _write_outputs(results, settings)
             _report(results, written, args)
     D.shutdown(info)
     return 0
+
+
+def _write_outputs(results: list, settings: Any) -> list[Path]:
+    """:func:`~gradscope.landscape.runs.write_outputs`; a failed write (full disk) names the folders."""
+    from gradscope.landscape.runs import write_outputs
+    from gradscope.outputs import FILE_SYSTEM_ERRNOS
+
+    try:
+        return write_outputs(results, settings)
+    except OSError as exc:
+        if exc.errno not in FILE_SYSTEM_ERRNOS or exc.filename:
+            raise
+        folders = ", ".join(dict.fromkeys(str(r.out_dir) for r in results))
+        raise GradscopeError(f"cannot write the landscape figures into {folders}: {exc.strerror or exc}") from exc
+
+
+def _check_out_dirs(args: argparse.Namespace) -> None:
+    """The --out rule (gradscope.outputs) for where the files will go, before any checkpoint is
+    loaded: --out DIR, else each run's landscape/ folder."""
+    from gradscope.landscape.runs import run_directory
+    from gradscope.train.checkpoint import find_checkpoint
+
+    if args.out:
+        check_out(args.out, directory=True)
+        return
+    for run in args.runs:
+        try:
+            folder = run_directory(find_checkpoint(run, args.checkpoint)) / "landscape"
+        except GradscopeError:  # a missing run is reported by the loader, in its words
+            continue
+        try:
+            check_out(folder, directory=True, flag="landscape folder")
+        except GradscopeError as exc:
+            raise GradscopeError(f"{exc}; write elsewhere with --out DIR") from None
 
 
 def _fmt(value: float | None) -> str:

@@ -1,7 +1,8 @@
 """``gradscope plot KIND RUN... --out FILE``: one figure of the GraphSAM paper from recorded runs.
 
 KIND is one of obs1, norms, obs2, entropy, loss, throughput, landscape (see docs/analyses.md),
-or attention: the attention heat map of one molecule, from one run's checkpoint.
+or attention: the attention heat map of one molecule, from one run's checkpoint. A flag that the
+chosen kind does not read (``--zoom`` for entropy, ``--molecule`` for obs1) is an error.
 RUN is a run directory (``trace.h5``, ``landscape/*.h5``, ``checkpoints/``), a trace file or a
 landscape file (a checkpoint file for attention).
 PNG/SVG/PDF through matplotlib (Agg); ``--html`` (or an ``.html`` name) writes an interactive,
@@ -13,9 +14,34 @@ import argparse
 from pathlib import Path
 
 from gradscope.errors import GradscopeError
+from gradscope.outputs import check_out, make_parents, written_whole
 
 KIND_NAMES = ("obs1", "norms", "obs2", "entropy", "loss", "throughput", "landscape", "attention")
 IMAGE_SUFFIXES = (".png", ".svg", ".pdf", ".jpg", ".jpeg")
+
+EXAMPLES = """\
+kinds (docs/analyses.md):
+  obs1        Observation 1: ‖ε_{t+1}−ε_t‖ and ‖ω_{t+1}−ω_t‖, with a zoomed window (paper Fig. 3a, 8)  [--zoom]
+  norms       ‖ε_t‖ and ‖ω_t‖ (Fig. 9)                                                      [--zoom]
+  obs2        Observation 2: cos(ε_{t+1}, ω_t) and agreement with the exact ε (Fig. 3c)
+  entropy     attention entropy per epoch (Fig. 10)                                          [--at]
+  loss        train and test loss per epoch (Fig. 5)
+  throughput  graphs/s and the test metric at the best epoch (Tables 2, 7)                   [--metric]
+  landscape   1-D/2-D loss landscapes from `gradscope landscape` (Fig. 2)                     [--quantity]
+  attention   attention heat map of one molecule, from one run's checkpoint    [--molecule --split --layer ...]
+
+examples:
+  gradscope plot obs1 runs/sam runs/graphsam --out obs1.png --zoom 0:200
+  gradscope plot obs2 runs/sam runs/graphsam runs/sam-k --out obs2.html          # interactive page
+  gradscope plot entropy runs/adam runs/sam runs/graphsam --out entropy.pdf --at best
+  gradscope plot throughput runs/* --out throughput.png --labels Adam,SAM,GraphSAM
+  gradscope plot landscape runs/adam runs/sam --out landscape.svg
+  gradscope plot attention runs/graphsam --out attention.png --molecule 3 --split val
+"""
+#: Flags that only some kinds read: flag dest → the PlotOptions field (analyses.kinds.Kind.options).
+KIND_FLAGS = {"zoom": "zoom", "at": "at", "metric": "metric", "quantity": "quantity"}
+#: Flags of the attention heat map only (argparse group "attention heat map").
+ATTENTION_FLAGS = ("molecule", "split", "layer", "head", "checkpoint", "data")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -23,27 +49,56 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     parser = subparsers.add_parser(
         "plot", help="draw one paper figure from runs",
-        description="Draw one figure of the GraphSAM paper from recorded runs (see docs/analyses.md).",
-    )
-    parser.add_argument("kind", choices=KIND_NAMES, help="which figure")
-    parser.add_argument("runs", nargs="+", metavar="RUN", help="run directory, trace file or landscape file")
-    parser.add_argument("--out", required=True, type=Path, help="output file (.png, .svg, .pdf or .html)")
-    parser.add_argument("--html", action="store_true", help="interactive plotly HTML (self-contained)")
-    parser.add_argument("--zoom", metavar="A:B", help="step window of the zoomed panel (obs1, norms)")
-    parser.add_argument("--labels", metavar="a,b,...", help="comma-separated run labels, one per RUN")
-    parser.add_argument("--metric", help="metric of the throughput table (default: the run's, e.g. roc_auc or rmse)")
-    parser.add_argument("--at", default="last", help="epoch of the entropy numbers: last, best or a number")
-    parser.add_argument("--quantity", default="loss", choices=("loss", "metric"), help="landscape quantity")
-    parser.add_argument("--dpi", type=int, default=150, help="resolution of image output")
-    heat = parser.add_argument_group("attention heat map (KIND attention)")
-    heat.add_argument("--molecule", type=int, default=0, help="position of the molecule in --split (default 0)")
-    heat.add_argument("--split", default="test", help="data split the molecule is taken from (default test)")
-    heat.add_argument("--layer", type=int, default=-1, help="attention layer (default -1: the last)")
-    heat.add_argument("--head", type=int, default=None, help="attention head (default: mean over heads)")
-    heat.add_argument("--checkpoint", default="best", choices=("best", "last"), help="which checkpoint of the run")
-    heat.add_argument("--data", default=None, help="dataset file, if it moved since the run")
+        description="Draw one figure of the GraphSAM paper from recorded runs (see docs/analyses.md). Kinds with "
+                    "numbers also print their table (Markdown) on stdout.",
+        epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("kind", choices=KIND_NAMES, help="which figure (list below)")
+    parser.add_argument("runs", nargs="+", metavar="RUN", help="run directory, trace file or landscape file "
+                        "(attention: one run directory or checkpoint)")
+    parser.add_argument("--out", required=True, type=Path, metavar="FILE",
+                        help="output file: .png, .svg, .pdf, .jpg (matplotlib) or .html (interactive plotly)")
+    parser.add_argument("--html", action="store_true", help="interactive plotly HTML (self-contained), whatever "
+                        "the suffix of --out")
+    parser.add_argument("--labels", metavar="a,b,...", help="comma-separated run labels, one per RUN "
+                        "(default: the optimizers' names)")
+    parser.add_argument("--dpi", type=int, default=150, help="resolution of image output (default 150)")
+    kinds = parser.add_argument_group("options of some kinds (given for another kind, an error)")
+    kinds.add_argument("--zoom", metavar="A:B", help="obs1, norms: step window of the zoomed panel "
+                       "(default: the first tenth of the steps)")
+    kinds.add_argument("--at", help="entropy: epoch of the numbers: last, best or a number (default last)")
+    kinds.add_argument("--metric", help="throughput: metric of the table (default: the run's, e.g. roc_auc or rmse)")
+    kinds.add_argument("--quantity", choices=("loss", "metric"), help="landscape: which surface (default loss)")
+    heat = parser.add_argument_group("attention heat map (KIND attention only)")
+    heat.add_argument("--molecule", type=int, help="position of the molecule in --split (default 0)")
+    heat.add_argument("--split", choices=("train", "val", "test"), help="data split the molecule is taken from "
+                      "(default test)")
+    heat.add_argument("--layer", type=int, help="attention layer, counted from 0; negative from the end "
+                      "(default -1: the last)")
+    heat.add_argument("--head", type=int, help="attention head (default: mean over heads)")
+    heat.add_argument("--checkpoint", choices=("best", "last"), help="which checkpoint of the run (default best)")
+    heat.add_argument("--data", metavar="FILE", help="dataset file, if it moved since the run (default: where the "
+                      "run found it)")
     add_common_flags(parser)
     parser.set_defaults(func=run)
+
+
+def check_flags(args: argparse.Namespace) -> None:
+    """Refuse a flag the chosen kind does not read (a mistyped figure should not be drawn silently)."""
+    from analyses.kinds import KINDS
+
+    given = lambda dest: getattr(args, dest) is not None  # noqa: E731
+    if args.kind == "attention":
+        for dest in (*KIND_FLAGS, "labels"):
+            if given(dest):
+                raise GradscopeError(f"--{dest} does not apply to plot attention")
+        return
+    for dest in ATTENTION_FLAGS:
+        if given(dest):
+            raise GradscopeError(f"--{dest} applies to plot attention only, not to plot {args.kind}")
+    for dest, option in KIND_FLAGS.items():
+        if given(dest) and option not in KINDS[args.kind].options:
+            users = ", ".join(name for name, k in KINDS.items() if option in k.options)
+            raise GradscopeError(f"--{dest} does not apply to plot {args.kind} (it is for: {users})")
 
 
 def parse_labels(text: str | None, n: int) -> list[str] | None:
@@ -56,9 +111,10 @@ def parse_labels(text: str | None, n: int) -> list[str] | None:
     return labels
 
 
-def parse_at(text: str) -> str | int:
-    if text in ("last", "best"):
-        return text
+def parse_at(text: str | None) -> str | int:
+    """``--at``: ``last`` (also when not given), ``best`` or an epoch number."""
+    if text is None or text in ("last", "best"):
+        return text or "last"
     try:
         return int(text)
     except ValueError:
@@ -67,7 +123,7 @@ def parse_at(text: str) -> str | int:
 
 def run(args: argparse.Namespace) -> int:
     from analyses.kinds import PlotOptions, get_kind
-    from analyses.plotting import parse_zoom
+    from analyses.plotting import parse_zoom, run_colors
     from analyses.runs import load_runs
     from analyses.tables import to_markdown
 
@@ -77,19 +133,21 @@ def run(args: argparse.Namespace) -> int:
         raise GradscopeError(f"--out must end in {', '.join(IMAGE_SUFFIXES)} or .html, got {out.name!r}")
     if args.dpi <= 0:
         raise GradscopeError(f"--dpi must be positive, got {args.dpi}")
+    check_flags(args)
+    check_out(out)
     if args.kind == "attention":
         return _attention(args, out, html)
-    options = PlotOptions(zoom=parse_zoom(args.zoom), at=parse_at(args.at), metric=args.metric, quantity=args.quantity)
     kind = get_kind(args.kind)
+    zoom, at = parse_zoom(args.zoom), parse_at(args.at)
     runs = load_runs(args.runs, parse_labels(args.labels, len(args.runs)))
-    out.parent.mkdir(parents=True, exist_ok=True)
+    options = PlotOptions(zoom=zoom, at=at, metric=args.metric, quantity=args.quantity or "loss",
+                          colors=run_colors([run.label for run in runs]))
     if html:
         fig = kind.plotly(runs, options)
         fig.update_layout(title=dict(text=f"{kind.title} (GraphSAM paper {kind.paper})", x=0.01))
-        fig.write_html(out, include_plotlyjs=True, full_html=True)
     else:
         fig = kind.figure(runs, options)
-        fig.savefig(out, dpi=args.dpi, bbox_inches="tight")
+    _write(fig, out, html, args.dpi)
     rows = kind.table(runs, options) if kind.table is not None and not args.quiet else []
     if rows:
         print(to_markdown(rows, headers=kind.table_headers), end="")
@@ -104,13 +162,25 @@ def _attention(args: argparse.Namespace, out: Path, html: bool) -> int:
 
     if len(args.runs) != 1:
         raise GradscopeError(f"plot attention takes one run, got {len(args.runs)}")
-    found = checkpoint_attention(args.runs[0], molecule=args.molecule, split=args.split, layer=args.layer,
-                                 head=args.head, which=args.checkpoint, data_path=args.data)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    if html:
-        heatmap_plotly(found.matrix, title=found.title).write_html(out, include_plotlyjs=True, full_html=True)
-    else:
-        heatmap_figure(found.matrix, title=found.title).savefig(out, dpi=args.dpi, bbox_inches="tight")
+    found = checkpoint_attention(args.runs[0], molecule=_or(args.molecule, 0), split=args.split or "test",
+                                 layer=_or(args.layer, -1), head=args.head, which=args.checkpoint or "best",
+                                 data_path=args.data)
+    fig = heatmap_plotly(found.matrix, title=found.title) if html else heatmap_figure(found.matrix, title=found.title)
+    _write(fig, out, html, args.dpi)
     if not args.quiet:
         print(f"wrote {out}")
     return 0
+
+
+def _or(value, default):  # noqa: ANN001, ANN202
+    return default if value is None else value
+
+
+def _write(fig, out: Path, html: bool, dpi: int) -> None:  # noqa: ANN001
+    """Write a plotly page or a matplotlib image whole (gradscope.outputs: the --out rule, no torn file)."""
+    make_parents(out)
+    with written_whole(out) as tmp:
+        if html:
+            fig.write_html(tmp, include_plotlyjs=True, full_html=True)
+        else:
+            fig.savefig(tmp, dpi=dpi, bbox_inches="tight")

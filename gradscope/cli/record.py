@@ -16,12 +16,12 @@ import shlex
 import sys
 import typing
 import warnings
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from gradscope.cli import add_common_flags
 from gradscope.errors import GradscopeError
+from gradscope.outputs import check_out
 
 EXAMPLES = """\
 examples:
@@ -214,12 +214,12 @@ def run(args: argparse.Namespace) -> int:
     else:
         config = config_from_args(args)
         out = Path(args.out) if args.out else Path("runs") / f"{_data_label(config)}-{config.optimizer}"
+        check_out(out, directory=True)  # the --out rule of gradscope.outputs, before any work
     for old, new in args.deprecated_flags:  # (after the settings were accepted: an error stays one line)
         print(f"gradscope: warning: {old} is deprecated; use {new} (same setting)", file=sys.stderr)
     if args.folds is not None:
         return _run_folds(args, config, out)
-    with _one_line_warnings(enabled=not args.debug):
-        result = record(config, out, resume=bool(args.resume), overwrite=args.overwrite, quiet=args.quiet)
+    result = record(config, out, resume=bool(args.resume), overwrite=args.overwrite, quiet=args.quiet)
     if not result.is_main:  # another rank of a torchrun job: rank 0 reports
         return 130 if result.interrupted else 0
     if result.history:
@@ -246,29 +246,13 @@ def _run_folds(args: argparse.Namespace, config, out: Path) -> int:
     from gradscope.train.folds import SUMMARY_NAME, format_folds, record_folds
 
     log = None if args.quiet else (lambda msg: print(msg, file=sys.stderr))
-    with _one_line_warnings(enabled=not args.debug):
-        summary = record_folds(config, out, args.folds, overwrite=args.overwrite, quiet=args.quiet, log=log)
+    summary = record_folds(config, out, args.folds, overwrite=args.overwrite, quiet=args.quiet, log=log)
     print(format_folds(summary))
     if not summary["complete"]:
         print(f"gradscope: interrupted; continue with the same command (finished folds are kept)")
         return 130
     print(f"wrote {out}/fold-1 … fold-{args.folds} and {out}/{SUMMARY_NAME}")
     return 0
-
-
-@contextmanager
-def _one_line_warnings(enabled: bool = True) -> Iterator[None]:
-    """Show warnings (e.g. skipped rows of a data file) as one line each, without source lines."""
-    if not enabled:
-        yield
-        return
-
-    def show(message, category, filename, lineno, file=None, line=None):  # noqa: ANN001
-        print(f"gradscope: warning: {message}", file=sys.stderr)
-
-    with warnings.catch_warnings():
-        warnings.showwarning = show
-        yield
 
 
 def _check_resume_flags(args: argparse.Namespace) -> None:

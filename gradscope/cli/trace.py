@@ -103,9 +103,11 @@ def repair(args: argparse.Namespace) -> int:
 
 
 def export(args: argparse.Namespace) -> int:
+    from gradscope.outputs import check_out
     from gradscope.trace import open_trace
     from gradscope.trace.export import export as write
 
+    check_out(args.to, directory=True, flag="--to")  # the --out rule of every command
     written = write(open_trace(trace_file(args.file)), args.to, args.format, overwrite=args.overwrite)
     if not args.quiet:
         print(f"wrote {', '.join(str(p) for p in written)}")

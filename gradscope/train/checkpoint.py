@@ -15,7 +15,9 @@ flat configuration keys included (:meth:`gradscope.train.config.RecordConfig.fro
 from __future__ import annotations
 
 import os
+import pickle
 import random
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,17 +34,55 @@ VERSION = 1
 
 
 def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> Path:
-    """Write ``payload`` to ``path`` atomically (temporary file, fsync, rename)."""
+    """Write ``payload`` to ``path`` atomically (temporary file, fsync, rename).
+
+    A failed write (a full disk, a read-only place) removes the temporary file and raises a
+    one-line GradscopeError naming the checkpoint; the previous ``path``, if any, is untouched.
+    """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     data = {"format": FORMAT, "version": VERSION, **payload}
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    with open(tmp, "wb") as fh:
-        torch.save(data, fh)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(tmp, "wb") as fh:
+            sink = _Sink(fh)
+            try:
+                torch.save(data, sink)
+            except RuntimeError:  # torch's writer hides the OSError of a failed write behind its own error
+                if sink.error is None:
+                    raise
+                raise sink.error from None
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise GradscopeError(f"cannot write checkpoint {path}: {exc.strerror or exc}") from exc
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     return path
+
+
+class _Sink:
+    """A binary file for ``torch.save`` that remembers the first OSError of a write."""
+
+    def __init__(self, fh: Any) -> None:
+        self.fh, self.error = fh, None
+
+    def write(self, data: Any) -> int:
+        try:
+            return self.fh.write(data)
+        except OSError as exc:
+            self.error = self.error or exc
+            raise
+
+    def flush(self) -> None:
+        self.fh.flush()
+
+
+#: Leftovers of an interrupted :func:`save_checkpoint` (removed by ``--overwrite``).
+PARTIAL_GLOB = ".*.pt.tmp*"
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
@@ -51,15 +91,37 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     if not path.is_file():
         raise GradscopeError(f"checkpoint not found: {path}")
     try:
-        data = torch.load(path, map_location=map_location, weights_only=True)
+        with warnings.catch_warnings():  # torch warns about some foreign files before refusing them
+            warnings.simplefilter("ignore")
+            data = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:  # torch raises many types for corrupt / foreign files
-        raise GradscopeError(f"cannot read checkpoint {path}: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}") from exc
+        raise GradscopeError(f"cannot read checkpoint {path}: {_load_problem(path, exc)}") from None
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise GradscopeError(f"{path} is not a gradscope checkpoint")
     if int(data.get("version", 0)) > VERSION:
         raise GradscopeError(
             f"{path} has checkpoint version {data['version']}, newer than this gradscope reads ({VERSION}); upgrade gradscope")
     return data
+
+
+def _load_problem(path: Path, exc: Exception) -> str:
+    """What is wrong with a file ``torch.load(weights_only=True)`` refused, in the user's terms.
+
+    Never suggests ``weights_only=False``: a file that needs it was not written by gradscope (its
+    checkpoints hold only tensors and plain containers), and unpickling it could run its code.
+    """
+    size = path.stat().st_size
+    if size == 0:
+        return "the file is empty (0 bytes: a copy or a write that did not finish?)"
+    with open(path, "rb") as fh:
+        head = fh.read(4)
+    refused = isinstance(exc, pickle.UnpicklingError)
+    if head == b"PK\x03\x04" or head[:1] == b"\x80":  # torch's zip format, or a bare (legacy) pickle
+        if refused:
+            return ("it holds Python objects that gradscope checkpoints never contain, so it is not a gradscope "
+                    "checkpoint (written by another tool?); gradscope does not unpickle it, as that could run code")
+        return f"the file is cut short or damaged ({size:,} bytes: a copy or a write that did not finish?)"
+    return f"not a PyTorch checkpoint ({size:,} bytes that are neither torch's zip format nor a pickle)"
 
 
 @dataclass

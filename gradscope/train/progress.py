@@ -39,8 +39,10 @@ class EpochProgress:
                 f"{_fmt(row['graphs_per_s'], 1)} graphs/s  {row['grad_evals']} passes")
 
 
-def summary_table(history: list[dict[str, Any]], metric: str, best_epoch: int | None) -> str:
-    """A fixed-width table of every epoch, the best one marked with '*'."""
+def summary_table(history: list[dict[str, Any]], metric: str, best_epoch: int | None, *,
+                  best_by: str | None = None) -> str:
+    """A fixed-width table of every epoch, the best one marked with '*' (chosen by ``best_by``,
+    default the validation metric)."""
     cols = ["epoch", "train_loss", "val_loss", f"val_{metric}", f"test_{metric}", "attention_entropy",
             "graphs_per_s", "grad_evals"]
     heads = ["epoch", "train loss", "val loss", f"val {metric}", f"test {metric}", "entropy", "graphs/s", "passes"]
@@ -53,7 +55,7 @@ def summary_table(history: list[dict[str, Any]], metric: str, best_epoch: int | 
     line = lambda cells: "  ".join(c.rjust(w) for c, w in zip(cells, widths))  # noqa: E731
     out = [line(heads), line(["-" * w for w in widths])] + [line(r) for r in rows]
     if best_epoch is not None:
-        out.append(f"(* best validation {metric}: epoch {best_epoch + 1})")
+        out.append(f"(* best {best_by or 'validation ' + metric}: epoch {best_epoch + 1})")
     return "\n".join(out)
 
 

@@ -36,18 +36,18 @@ import torch
 
 from gradscope._version import __version__
 from gradscope.errors import GradscopeError
-from gradscope.metrics import get_metric
 from gradscope.models.registry import model_from_config_dict
 from gradscope.optim.registry import Method, get_method
 from gradscope.probes import Recorder
 from gradscope.train import distributed as D
 from gradscope.train.build import Data, build_data, build_model_for, build_optimizer, cpu_threads, resolve_device
 from gradscope.train.checkpoint import Checkpoint, rng_state, set_rng_state
+from gradscope.train.classes import BestRule, announce, best_epoch_rule, check_classes, split_warnings
 from gradscope.train.config import RecordConfig, recorder_settings
 from gradscope.train.evaluate import Evaluation, evaluate
 from gradscope.train.objective import masked_loss
 from gradscope.train.progress import EpochProgress, summary_table
-from gradscope.train.rundir import check_out_dir, prepare_out_dir, write_json_atomic
+from gradscope.train.rundir import check_out_dir, prepare_out_dir, write_json_atomic, write_skipped
 from gradscope.train.schedules import build_lr_scheduler
 from gradscope.train.state import EpochSums, RunState
 
@@ -64,10 +64,13 @@ class RunResult:
     steps: int = 0
     metric: str = ""
     is_main: bool = True  # False on the other ranks of a torchrun job (they write and print nothing)
+    best_by: str = ""  # what chose the best epoch, e.g. "validation roc_auc" (gradscope.train.classes)
 
     def summary(self) -> str:
         """The table of every finished epoch (best validation epoch marked), for the end of a run."""
-        return summary_table(self.history, self.metric, self.best_epoch) if self.history else "(no finished epoch)"
+        if not self.history:
+            return "(no finished epoch)"
+        return summary_table(self.history, self.metric, self.best_epoch, best_by=self.best_by or None)
 
     @property
     def trace_path(self) -> Path:
@@ -168,8 +171,12 @@ class Trainer:
         _seed_everything(config.seed)
         self.data: Data = build_data(config, progress=self._bars and dist.is_main,
                                      split=ckpt.split_indices() if ckpt else None)
+        self.best_rule = self._classes()
         if dist.is_main and ckpt is None:
             prepare_out_dir(self.out, overwrite=overwrite)
+            listed = write_skipped(self.out, self.data.dataset.skipped)
+            if listed is not None:
+                self._say(f"the {len(self.data.dataset.skipped)} skipped rows (row, SMILES, reason) are in {listed}")
         D.barrier(dist)
         self._say(self.data.dataset.summary())
         # a resumed run rebuilds the model its checkpoint describes (model names may have changed meaning)
@@ -186,6 +193,17 @@ class Trainer:
         self.autocast_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(config.precision)
         # fp16: loss scaling; every pass is unscaled inside the optimizer's step (gradscope.optim.amp)
         self.scaler = torch.amp.GradScaler(self.device.type) if config.precision == "fp16" else None
+
+    def _classes(self) -> BestRule:
+        """Refuse a classification task with one class in the whole dataset, announce one with one
+        class in the val/test split, and say what picks the best epoch (gradscope.train.classes)."""
+        data = self.data
+        labels, names = data.dataset.labels, data.dataset.target_names
+        if data.task == "classification":
+            check_classes(labels, names, data.dataset.name)
+            if self.dist.is_main:
+                announce(split_warnings(labels, data.split, names, data.metric))
+        return best_epoch_rule(labels, data.split, data.task, data.metric)
 
     def _steps_per_epoch(self) -> int:
         config, dist = self.config, self.dist
@@ -256,7 +274,7 @@ class Trainer:
                 self.recorder.close()
             D.shutdown(self.dist)
         return RunResult(self.out, self.config, self.state.history, self.state.best.epoch, self.interrupted,
-                         self.state.step, self.data.metric, self.dist.is_main)
+                         self.state.step, self.data.metric, self.dist.is_main, self.best_rule.label)
 
     def _train_epoch(self, epoch: int) -> bool:
         """The steps of ``epoch`` (from the checkpoint's batch on a resume); False when stopped mid-epoch."""
@@ -359,7 +377,7 @@ class Trainer:
         state, config, metric = self.state, self.config, self.data.metric
         row = self._epoch_row(epoch)
         state.history.append(row)
-        improved = state.best.update(epoch, row[f"val_{metric}"], get_metric(metric).higher_is_better)
+        improved = state.best.update(epoch, row[self.best_rule.column], self.best_rule.higher_is_better)
         if self.rho_schedule is not None:
             self.rho_schedule.step()
         if self.recorder is not None:
@@ -372,7 +390,7 @@ class Trainer:
         self._say(self._bar.describe(row, metric))
         D.barrier(self.dist)
         if config.early_stopping is not None and state.best.bad_epochs >= config.early_stopping:
-            self._say(f"early stopping: no better validation {metric} for {config.early_stopping} epochs")
+            self._say(f"early stopping: no better {self.best_rule.label} for {config.early_stopping} epochs")
             return False
         if self._stop.requested:  # (after the last epoch the run is simply complete)
             self.interrupted = epoch + 1 < config.epochs

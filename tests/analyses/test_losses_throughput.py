@@ -135,3 +135,18 @@ def test_metric_direction_comes_from_gradscope_metrics(tmp_path):
         best_epoch_row(trace, "accuracy")
     rows = throughput_table([trace])
     assert rows[0]["metric"] is None and rows[0]["graphs_per_s"] == 1.0
+
+
+def test_best_epoch_by_validation_loss_when_the_metric_is_never_defined(tmp_path):
+    """One class in the validation split: val_roc_auc is NaN at every epoch; record picks best.pt by
+    validation loss, and the analyses pick the same epoch."""
+    from analyses.epochs import best_epoch_row
+
+    nan = float("nan")
+    e = {"epoch": np.arange(4), "val_roc_auc": np.full(4, nan), "val_loss": np.array([0.9, 0.6, 0.7, 0.65]),
+         "test_roc_auc": np.array([0.5, 0.6, 0.7, 0.8]), "graphs_per_s": np.ones(4)}
+    trace = _write(tmp_path, "one-class", "SAM", e, [2])
+    assert best_epoch_row(trace, "roc_auc") == 1
+    assert throughput_table([trace])[0]["best_epoch"] == 1
+    e["val_roc_auc"] = np.array([0.6, nan, 0.7, 0.65])  # defined somewhere: the metric decides, NaN never wins
+    assert best_epoch_row(_write(tmp_path, "some", "SAM", e, [2]), "roc_auc") == 2

@@ -66,12 +66,12 @@ def test_landscape_figure_series(tmp_path):
     assert landscape_panels(runs) == 2
     fig = landscape_figure(runs)
     curves, contour = fig.axes[:2]
-    # one file: the run label; several: the file's own label, else run label and file name
-    assert [line.get_label() for line in curves.lines[:2]] == ["SAM", "GraphSAM: one"]  # then the α = 0 marker
+    # one file: the run label; several: the run label, the directions and the dimension
+    assert [line.get_label() for line in curves.lines[:2]] == ["SAM", "GraphSAM: random 1-D"]  # then the α = 0 marker
     np.testing.assert_allclose(curves.lines[0].get_ydata(), X**2)
     np.testing.assert_allclose(curves.lines[1].get_ydata(), 0.5 * X**2)
     assert curves.get_ylabel() == "loss" and curves.get_xlabel().startswith("α")
-    assert contour.get_title() == "graphsam-2d: 2-D loss" and contour.get_ylabel().startswith("β")
+    assert contour.get_title() == "GraphSAM: random 2-D: 2-D loss" and contour.get_ylabel().startswith("β")
     p = landscape_plotly(runs)
     np.testing.assert_allclose(np.asarray(p.data[2].z, dtype=float), X[None, :] ** 2 + Y[:, None] ** 2)
 

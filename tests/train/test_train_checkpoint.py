@@ -2,6 +2,8 @@
 Checkpoint reads the checkpoints of older versions."""
 from __future__ import annotations
 
+import errno
+import os
 import random
 from pathlib import Path
 
@@ -55,6 +57,73 @@ def test_load_errors(tmp_path):
         load_checkpoint(tmp_path / "new.pt")
 
 
+class _Foreign:
+    """An object only a pickle can hold (gradscope checkpoints never contain one)."""
+
+
+def _cases(tmp_path: Path) -> dict[str, str]:
+    """Damaged and foreign files → the words their one-line error must contain."""
+    good = save_checkpoint(tmp_path / "good.pt", {"model_state": {"w": torch.randn(50, 50)}}).read_bytes()
+    (tmp_path / "empty.pt").write_bytes(b"")
+    (tmp_path / "cut.pt").write_bytes(good[:3000])
+    (tmp_path / "half.pt").write_bytes(good[: len(good) // 2])
+    (tmp_path / "random.pt").write_bytes(np.random.default_rng(0).bytes(5000))
+    (tmp_path / "text.pt").write_text("smiles,y\nCCO,1\n")
+    torch.save({"object": _Foreign()}, tmp_path / "pickled.pt")
+    with open(tmp_path / "legacy.pt", "wb") as fh:
+        torch.save({"w": torch.ones(100)}, fh, _use_new_zipfile_serialization=False)
+    (tmp_path / "legacy-cut.pt").write_bytes((tmp_path / "legacy.pt").read_bytes()[:100])
+    return {"empty": "the file is empty", "cut": "cut short or damaged", "half": "cut short or damaged",
+            "random": "not a PyTorch checkpoint", "text": "not a PyTorch checkpoint",
+            "pickled": "not a gradscope checkpoint (written by another tool?)", "legacy-cut": "cut short or damaged"}
+
+
+def test_damaged_and_foreign_files_name_the_file_and_the_problem(tmp_path, recwarn):
+    """Before: "OSError: [Errno 22]", a blank "EOFError: ", and a hint to load with weights_only=False."""
+    for name, problem in _cases(tmp_path).items():
+        path = tmp_path / f"{name}.pt"
+        with pytest.raises(GradscopeError) as info:
+            load_checkpoint(path)
+        message = str(info.value)
+        assert message.startswith(f"cannot read checkpoint {path}: ") and problem in message, message
+        assert "\n" not in message and "weights_only" not in message and "Errno" not in message
+    assert not [w for w in recwarn if "pickle" in str(w.message)]  # torch's warnings about the file stay quiet
+
+
+class _FullDisk:
+    """A binary file with room for ``room`` bytes; then writes fail as on a full disk."""
+
+    def __init__(self, path, mode, room):
+        self.fh, self.room = open(path, mode), room
+
+    def write(self, data):
+        if len(data) > self.room:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        self.room -= len(data)
+        return self.fh.write(data)
+
+    def __getattr__(self, name):
+        return getattr(self.fh, name)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.fh.close()
+
+
+@pytest.mark.parametrize("room", [0, 1000, 100_000])
+def test_a_failed_write_leaves_the_old_checkpoint_and_no_temporary_file(tmp_path, monkeypatch, room):
+    import gradscope.train.checkpoint as checkpoint
+
+    path = save_checkpoint(tmp_path / "last.pt", {"model_state": {"w": torch.zeros(3)}})
+    monkeypatch.setattr(checkpoint, "open", lambda p, mode="r": _FullDisk(p, mode, room), raising=False)
+    with pytest.raises(GradscopeError, match=rf"cannot write checkpoint {path}: No space left on device"):
+        save_checkpoint(path, {"model_state": {"w": torch.ones(200, 200)}})
+    assert [p.name for p in tmp_path.iterdir()] == ["last.pt"]
+    assert torch.equal(load_checkpoint(path)["model_state"]["w"], torch.zeros(3))
+
+
 def test_find_checkpoint(tmp_path):
     ck = tmp_path / "run" / "checkpoints"
     save_checkpoint(ck / "last.pt", {})
@@ -89,7 +158,7 @@ def test_a_checkpoint_of_the_code_before_the_registry_reads_typed():
     assert (s.epoch, s.batch, s.step) == (1, 4, 12) and len(s.history) == 1
     assert s.sums == EpochSums(**old["partial"]) and s.best == BestEpoch(**old["best"])
     again = ckpt.to_dict()
-    assert set(again) | {"format", "version"} == KEYS
+    assert set(again) | {"format", "version"} == KEYS | {"scaler_state"}  # scaler_state: added with fp16 runs
     for key in ("epoch", "batch", "step", "partial", "best", "history", "dataset", "standardizer"):
         assert again[key] == old[key], key
 

@@ -75,7 +75,7 @@ def test_frozen():
 
 @pytest.mark.parametrize("changes,fragment", [
     ({"optimizer": "sgd"}, "optimizer"), ({"base_optimizer": "lion"}, "base-optimizer"),
-    ({"model": "huge"}, "model"), ({"precision": "fp16"}, "precision"), ({"split": "time"}, "split"),
+    ({"model": "huge"}, "model"), ({"precision": "fp8"}, "precision"), ({"split": "time"}, "split"),
     ({"task": "ranking"}, "task"), ({"device": "tpu"}, "device"), ({"lr": 0.0}, "--lr"),
     ({"lr": float("inf")}, "--lr"), ({"epochs": 0}, "--epochs"), ({"batch_size": -2}, "--batch-size"),
     ({"optimizer_settings": {"rho": -1.0}}, "--rho must be a finite number >= 0"),
