@@ -21,5 +21,11 @@ def moleculenet_dir() -> Path:
 
 
 @pytest.fixture(autouse=True)
+def _private_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every test's feature cache is the session's own (never the user's ~/.cache/gradscope)."""
+    monkeypatch.setenv("GRADSCOPE_CACHE", str(tmp_path_factory.getbasetemp() / "gradscope-cache"))
+
+
+@pytest.fixture(autouse=True)
 def _seed() -> None:
     torch.manual_seed(0)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from synthetic_traces import write_trace
+from kit.traces import write_trace
 
 from analyses.entropy import entropy_figure, entropy_plotly, entropy_summary, entropy_table
 from analyses.runs import MissingDataError

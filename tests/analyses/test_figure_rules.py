@@ -10,7 +10,7 @@ import matplotlib.colors as mcolors
 import numpy as np
 import pytest
 from matplotlib.container import BarContainer
-from synthetic_traces import sam_like, write_landscape, write_trace
+from kit.traces import sam_like, write_landscape, write_trace
 
 import analyses.report as report
 from analyses import plotting

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from synthetic_traces import write_trace
+from kit.traces import write_trace
 
 from analyses.losses import loss_curves, loss_figure, loss_plotly
 from analyses.runs import MissingDataError

@@ -5,7 +5,7 @@ import math
 
 import numpy as np
 import pytest
-from synthetic_traces import sam_like, write_trace
+from kit.traces import sam_like, write_trace
 
 from analyses.observation2 import (
     BINS,

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from synthetic_traces import sam_like, write_landscape, write_trace
+from kit.traces import sam_like, write_landscape, write_trace
 
 from analyses.kinds import KINDS, PlotOptions
 from analyses.report import build_report

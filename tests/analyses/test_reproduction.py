@@ -5,7 +5,7 @@ import json
 
 import numpy as np
 import pytest
-from synthetic_traces import sam_like, write_landscape, write_trace
+from kit.traces import sam_like, write_landscape, write_trace
 
 from analyses import reproduction
 from analyses.names import OPTIMIZER_NAMES, display_name

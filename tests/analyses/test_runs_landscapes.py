@@ -4,7 +4,7 @@ from __future__ import annotations
 import h5py
 import numpy as np
 import pytest
-from synthetic_traces import sam_like, write_landscape, write_trace
+from kit.traces import sam_like, write_landscape, write_trace
 
 from analyses.landscapes import landscape_figure, landscape_panels, landscape_plotly
 from analyses.plotting import decimate, default_zoom, parse_zoom

@@ -1,7 +1,6 @@
 """Fixtures of the CLI tests: one tiny recorded run (shared, never written to) and a way to run the real command."""
 from __future__ import annotations
 
-import importlib.util
 import os
 import shutil
 import subprocess
@@ -10,18 +9,11 @@ from pathlib import Path
 
 import pytest
 
+from kit.data import record_args, write_regression_csv
+
 REPO = Path(__file__).resolve().parents[2]
 
 
-def tiny_data():
-    """tests/train/train_tiny_data.py, loaded by path (tests/ is not a package)."""
-    name = "train_tiny_data"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, REPO / "tests" / "train" / "train_tiny_data.py")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
 
 
 def run_cli(*argv: str, cwd: Path, timeout: float = 120, env: dict | None = None,
@@ -44,11 +36,11 @@ def tiny_run(tmp_path_factory, cli_cache) -> Path:
     from gradscope.cli import main
 
     base = tmp_path_factory.mktemp("tiny_run")
-    data = tiny_data().write_regression_csv(REPO / "tests" / "data" / "moleculenet", base / "esol24.csv", 24)
+    data = write_regression_csv(REPO / "tests" / "data" / "moleculenet", base / "esol24.csv", 24)
     old = os.environ.get("GRADSCOPE_CACHE")
     os.environ["GRADSCOPE_CACHE"] = str(cli_cache)
     try:
-        argv = tiny_data().record_args(data, base / "run", "--quiet", "--save-vectors-every", "2", epochs=1)
+        argv = record_args(data, base / "run", "--quiet", "--save-vectors-every", "2", epochs=1)
         assert main(argv) == 0
     finally:
         if old is None:
@@ -77,5 +69,5 @@ def cli(cli_cache):
 def record_argv(tiny_run):
     """``record_argv(out, *extra)``: the command line of a 1-epoch tiny run on :func:`tiny_run`'s data."""
     def argv(out: Path, *extra: str) -> list[str]:
-        return tiny_data().record_args(tiny_run.parent / "esol24.csv", out, "--quiet", *extra, epochs=1)
+        return record_args(tiny_run.parent / "esol24.csv", out, "--quiet", *extra, epochs=1)
     return argv

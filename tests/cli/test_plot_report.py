@@ -1,25 +1,15 @@
 """`gradscope plot` and `gradscope report` end to end through gradscope.cli.main."""
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from gradscope.cli import main
+import kit.traces as kit_traces
 
 
-def _synthetic():
-    """The analyses tests' synthetic-trace writer, loaded by path (tests/ is not a package)."""
-    name = "gradscope_tests_synthetic_traces"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, Path(__file__).resolve().parents[1] / "analyses" / "synthetic_traces.py")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
 
 
 EPOCHS = {"epoch": np.arange(3), "train_loss": [1.0, 0.7, 0.6], "test_loss": [1.1, 0.9, 0.8],
@@ -29,7 +19,7 @@ EPOCHS = {"epoch": np.arange(3), "train_loss": [1.0, 0.7, 0.6], "test_loss": [1.
 
 @pytest.fixture
 def runs(tmp_path):
-    syn = _synthetic()
+    syn = kit_traces
     x = np.linspace(-1, 1, 7)
     syn.write_trace(tmp_path / "sam" / "trace.h5", syn.sam_like(40, 1), EPOCHS, optimizer="SAM")
     syn.write_landscape(tmp_path / "sam" / "landscape" / "d1.h5", x, x**2)
@@ -88,7 +78,7 @@ def test_report(runs, tmp_path, capsys):
     (["report", "{missing}", "--out", "{out}.html"], "does not exist"),
 ])
 def test_bad_input_exits_2_with_one_line(argv, message, runs, tmp_path, capsys):
-    syn = _synthetic()
+    syn = kit_traces
     syn.write_trace(tmp_path / "empty" / "trace.h5", n_steps=0)
     (tmp_path / "bad.h5").write_text("plain text")
     (tmp_path / "nothing").mkdir()

@@ -6,7 +6,6 @@ process (fast); a few run the real command in a subprocess.
 """
 from __future__ import annotations
 
-import importlib.util
 import os
 import subprocess
 import sys
@@ -16,33 +15,22 @@ import pytest
 import torch
 
 from gradscope.cli import main
+from kit.data import record_args, write_regression_csv
 
 REPO = Path(__file__).resolve().parents[2]
 
 
-def _tiny_data():
-    """tests/train/train_tiny_data.py, loaded by path (tests/ is not a package)."""
-    name = "train_tiny_data"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, REPO / "tests" / "train" / "train_tiny_data.py")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
 
 
-@pytest.fixture(autouse=True)
-def _private_cache(tmp_path_factory, monkeypatch):
-    monkeypatch.setenv("GRADSCOPE_CACHE", str(tmp_path_factory.getbasetemp() / "gradscope-cache"))
 
 
 @pytest.fixture
 def csv_file(moleculenet_dir, tmp_path) -> Path:
-    return _tiny_data().write_regression_csv(moleculenet_dir, tmp_path / "mols.csv", 24)
+    return write_regression_csv(moleculenet_dir, tmp_path / "mols.csv", 24)
 
 
 def args_for(data: Path, out: Path, *extra: str) -> list[str]:
-    return _tiny_data().record_args(data, out, *extra, "--quiet")
+    return record_args(data, out, *extra, "--quiet")
 
 
 def assert_user_error(capsys, argv: list[str], *fragments: str) -> str:
@@ -271,7 +259,7 @@ def test_a_deprecated_flag_still_works_and_says_so(csv_file, tmp_path, capsys):
 
 def test_output_of_a_run_names_its_files_and_the_next_commands(csv_file, tmp_path, capsys):
     out = tmp_path / "run"
-    assert main(_tiny_data().record_args(csv_file, out, "--epochs", "1")) == 0
+    assert main(record_args(csv_file, out, "--epochs", "1")) == 0
     captured = capsys.readouterr()
     assert f"wrote {out}/config.json, {out}/trace.h5 (3 steps)" in captured.out
     assert f"gradscope plot obs1 {out}" in captured.out and f"gradscope report {out}" in captured.out

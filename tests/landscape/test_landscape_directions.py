@@ -15,7 +15,7 @@ from gradscope.landscape import (
     random_directions,
 )
 from gradscope.landscape.directions import gaussian_directions
-from landscape_refs import flat_params, mlp, reference_filter_normalize, split_like
+from kit.landscape import flat_params, mlp, reference_filter_normalize, split_like
 
 
 def conv_net() -> nn.Module:

@@ -12,7 +12,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from gradscope.landscape import LandscapeEvaluator, LandscapeSettings, compute_landscape, open_landscape
-from landscape_refs import accuracy, ce_loss, classification_batches, mlp
+from kit.landscape import accuracy, ce_loss, classification_batches, mlp
 
 SETTINGS = LandscapeSettings(dims=2, points_x=7, points_y=5, chunk_size=4)
 

@@ -16,7 +16,7 @@ from gradscope.landscape import (
     interpolation_direction,
     random_directions,
 )
-from landscape_refs import (
+from kit.landscape import (
     TinyAttention,
     accuracy,
     ce_loss,

@@ -14,7 +14,7 @@ from torch import nn
 models = pytest.importorskip("gradscope.models")
 from gradscope.chem.batch import GraphBatch  # noqa: E402
 from gradscope.landscape import LandscapeEvaluator, LandscapeSettings, compute_landscape, random_directions  # noqa: E402
-from landscape_refs import flat_params, reference_loss  # noqa: E402
+from kit.landscape import flat_params, reference_loss  # noqa: E402
 
 ATOM_DIM, BOND_DIM, TASKS = 10, 4, 2
 

@@ -20,7 +20,7 @@ from gradscope.landscape import (
     top_eigenpairs,
     top_eigenvalue,
 )
-from landscape_refs import (ce_loss, classification_batches, explicit_hessian, explicit_loss, flat_params,
+from kit.landscape import (ce_loss, classification_batches, explicit_hessian, explicit_loss, flat_params,
                             reference_loss, tiny_batches, tiny_model)
 
 

@@ -16,7 +16,7 @@ from gradscope.landscape import (
     load_directions,
     open_landscape,
 )
-from landscape_refs import accuracy, ce_loss, classification_batches, flat_params, mlp, reference_loss
+from kit.landscape import accuracy, ce_loss, classification_batches, flat_params, mlp, reference_loss
 
 
 def test_round_trip(tmp_path: Path) -> None:

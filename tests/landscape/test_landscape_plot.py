@@ -19,7 +19,7 @@ from gradscope.landscape import (
     plot_surface,
     save_plots,
 )
-from landscape_refs import accuracy, ce_loss, classification_batches, mlp
+from kit.landscape import accuracy, ce_loss, classification_batches, mlp
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

@@ -37,7 +37,7 @@ from gradscope.landscape import (  # noqa: E402
     normalize_directions,
     random_directions,
 )
-from landscape_refs import ce_loss, flat_params, mlp  # noqa: E402
+from kit.landscape import ce_loss, flat_params, mlp  # noqa: E402
 
 
 def _with_params(model: nn.Module, theta: torch.Tensor) -> nn.Module:

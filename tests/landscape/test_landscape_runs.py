@@ -12,7 +12,7 @@ from gradscope.landscape import (LandscapeSettings, SharpnessSettings, landscape
                                  read_sharpness, write_sharpness)
 from gradscope.landscape.io import file_label
 from gradscope.landscape.runs import RunLandscapeSettings, run_directory, sample_indices
-from landscape_refs import ce_loss, tiny_batches, tiny_model
+from kit.landscape import ce_loss, tiny_batches, tiny_model
 
 
 def test_samples_are_a_seeded_uniform_draw_not_the_first_rows() -> None:

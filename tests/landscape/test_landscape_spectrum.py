@@ -21,7 +21,7 @@ from gradscope.landscape import (
     top_eigenvalue,
 )
 from gradscope.landscape.spectrum import quadrature
-from landscape_refs import (Quadratic, ce_loss, explicit_hessian, explicit_loss, flat_params, quadratic_loss,
+from kit.landscape import (Quadratic, ce_loss, explicit_hessian, explicit_loss, flat_params, quadratic_loss,
                             symmetric_with_eigenvalues, tiny_batches, tiny_model)
 
 BATCH = [torch.zeros(1)]  # the quadratic ignores its input

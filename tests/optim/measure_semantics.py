@@ -15,8 +15,8 @@ from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from optim_testkit import Branchy, branchy_schedule, clone, closure_for, loss_of, make_batches, make_model, torch_closure  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/, for the kit
+from kit.optim import Branchy, branchy_schedule, clone, closure_for, loss_of, make_batches, make_model, torch_closure  # noqa: E402
 
 import gradscope.optim as go  # noqa: E402
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from optim_testkit import closure_for, loss_of, make_batches, make_model, two_groups
+from kit.optim import closure_for, loss_of, make_batches, make_model, two_groups
 
 import gradscope.optim as go
 from gradscope.errors import GradscopeError

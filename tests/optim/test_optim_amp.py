@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from optim_testkit import assert_params_equal, clone, host_reads_from_gradscope, loss_of, make_batches, make_model
+from kit.optim import assert_params_equal, clone, host_reads_from_gradscope, loss_of, make_batches, make_model
 
 import gradscope.optim as go
 from gradscope.errors import GradscopeError

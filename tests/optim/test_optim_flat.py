@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from optim_testkit import Branchy, make_model
+from kit.optim import Branchy, make_model
 
 import gradscope.optim as go
 from gradscope.errors import GradscopeError

@@ -1,6 +1,6 @@
 """torch's ``None`` rule: a parameter without a gradient in a step is skipped by the base optimizer.
 
-The Branchy model (optim_testkit) has a branch used on steps 0 and 3 only, a head that starts at
+The Branchy model (kit.optim) has a branch used on steps 0 and 3 only, a head that starts at
 step 4, a layer frozen with ``requires_grad_(False)`` from step 5 and a parameter never used.
 With ρ = 0 every method that reduces to its base optimizer must then equal plain torch step for
 step, bit for bit, including the base optimizer's state; with ρ > 0, SAM must equal a naive
@@ -12,7 +12,7 @@ import math
 
 import pytest
 import torch
-from optim_testkit import Branchy, branchy_schedule, closure_for, loss_of, make_batches, torch_closure
+from kit.optim import Branchy, branchy_schedule, closure_for, loss_of, make_batches, torch_closure
 
 import gradscope.optim as go
 

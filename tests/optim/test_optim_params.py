@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from optim_testkit import (
+from kit.optim import (
     assert_params_close,
     clone,
     closure_for,
@@ -179,6 +179,6 @@ def test_closure_must_return_a_scalar_loss():
 
 def test_omega_is_the_flat_gradient_seen_by_the_base_optimizer():
     model, batches = make_model(), make_batches()
-    opt = go.SAM(model.parameters(), base_optimizer=__import__("optim_testkit").RecordingSGD, lr=0.01)
+    opt = go.SAM(model.parameters(), base_optimizer=__import__("kit.optim", fromlist=["_"]).RecordingSGD, lr=0.01)
     opt.step(closure_for(model, batches[0]))
     torch.testing.assert_close(flat(opt.base_optimizer.seen_grads[-1]), opt.last_step.omega, rtol=0, atol=0)

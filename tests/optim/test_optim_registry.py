@@ -8,7 +8,7 @@ from dataclasses import MISSING, dataclass, fields
 
 import pytest
 import torch
-from optim_testkit import make_model
+from kit.optim import make_model
 
 import gradscope.optim as go
 from gradscope.errors import ConfigError
@@ -78,7 +78,7 @@ def test_epoch_hooks(name, settings, expected):
 
 def test_sam_one_anchors_once_per_run_and_sam_one_epoch_every_epoch():
     """Through real optimizers: the number of exact ε (2-pass steps) over 3 epochs of 4 steps."""
-    from optim_testkit import closure_for, make_batches
+    from kit.optim import closure_for, make_batches
 
     passes = {}
     for name in ("sam-one", "sam-one-epoch"):

@@ -5,7 +5,7 @@ import math
 
 import pytest
 import torch
-from optim_testkit import (
+from kit.optim import (
     assert_params_close,
     base_step,
     clone,

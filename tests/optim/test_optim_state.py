@@ -5,7 +5,7 @@ import io
 
 import pytest
 import torch
-from optim_testkit import closure_for, make_batches, make_model, two_groups
+from kit.optim import closure_for, make_batches, make_model, two_groups
 
 import gradscope.optim as go
 from gradscope.errors import GradscopeError

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from optim_testkit import (
+from kit.optim import (
     HOST_READS,
     Branchy,
     branchy_schedule,

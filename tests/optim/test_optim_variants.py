@@ -6,7 +6,7 @@ import random
 
 import pytest
 import torch
-from optim_testkit import (
+from kit.optim import (
     assert_params_close,
     base_step,
     clone,

@@ -1,17 +1,13 @@
-"""Fixtures of the record-loop tests: a private feature cache and tiny data files."""
+"""Fixtures of the record-loop tests: tiny data files (the feature cache is private suite-wide: tests/conftest.py)."""
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
 
-from train_tiny_data import write_classification_csv, write_regression_csv
+from kit.data import write_classification_csv, write_regression_csv
 
 
-@pytest.fixture(autouse=True)
-def _private_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Keep the featurization cache out of the user's home (one cache per test session)."""
-    monkeypatch.setenv("GRADSCOPE_CACHE", str(tmp_path_factory.getbasetemp() / "gradscope-cache"))
 
 
 @pytest.fixture

@@ -69,7 +69,7 @@ def test_bad_fold_counts_and_missing_summaries_are_one_line_errors(tmp_path: Pat
 
 def test_the_command_line_trains_the_folds_and_prints_mean_and_std(regression_csv: Path, tmp_path: Path, capsys) -> None:
     from gradscope.cli import main
-    from train_tiny_data import record_args
+    from kit.data import record_args
 
     out = tmp_path / "cv"
     assert main(record_args(regression_csv, out, "--folds", "2", "--optimizer", "adam", "--quiet", epochs=1)) == 0

@@ -20,7 +20,7 @@ import torch
 from gradscope.cli import main
 from gradscope.errors import GradscopeError
 from gradscope.trace import open_trace
-from train_tiny_data import record_args, write_regression_csv
+from kit.data import record_args, write_regression_csv
 
 pytestmark = pytest.mark.slow
 

@@ -14,7 +14,7 @@ from gradscope.models.recipes import recipe
 from gradscope.train.build import load_run
 from gradscope.train.config import RecordConfig
 from gradscope.trace import open_trace
-from train_tiny_data import record_args
+from kit.data import record_args
 
 
 def _config(*flags: str) -> RecordConfig:

@@ -20,7 +20,7 @@ from gradscope.train.build import load_run
 from gradscope.train.config import RecordConfig
 from gradscope.train.evaluate import evaluate
 from gradscope.trace import open_trace
-from train_tiny_data import record_args
+from kit.data import record_args
 
 OPTIMIZERS = ("adam", "sam", "asam", "graphsam", "graphsam-released", "sam-one", "sam-one-epoch", "sam-k", "looksam",
               "ae-sam", "rst")

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from gradscope.cli import main
 from gradscope.runlock import LOCK_NAME
-from train_tiny_data import record_args, write_regression_csv
+from kit.data import record_args, write_regression_csv
 
 
 def _wait_for_lock(out: Path, pid: int, timeout: float = 60.0) -> None:

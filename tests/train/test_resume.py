@@ -20,7 +20,7 @@ import gradscope.train.loop as loop
 from gradscope.cli import main
 from gradscope.trace import open_trace
 from gradscope.train.loop import record
-from train_tiny_data import record_args
+from kit.data import record_args
 
 STEPS = 6  # 2 epochs × batches of 8, 8, 3
 EPOCH_COLUMNS = ("epoch", "train_loss", "val_loss", "val_rmse", "test_loss", "test_rmse", "attention_entropy",

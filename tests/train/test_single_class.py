@@ -19,7 +19,7 @@ from gradscope.cli import main
 from gradscope.metrics import roc_auc
 from gradscope.train.classes import best_epoch_rule, check_classes, one_class_tasks, split_warnings
 from gradscope.errors import GradscopeError
-from train_tiny_data import record_args
+from kit.data import record_args
 
 NAN = float("nan")
 

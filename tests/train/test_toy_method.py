@@ -14,7 +14,7 @@ from gradscope.optim import display_name, register
 from gradscope.optim.registry import unregister
 from gradscope.trace import open_trace
 from gradscope.train import RecordConfig
-from train_tiny_data import record_args
+from kit.data import record_args
 
 NAME = toy_method.METHOD.name
 
