@@ -11,14 +11,20 @@ A batch of ``B`` molecules padded to ``L`` atoms (the largest molecule in the ba
 * ``y`` float32 ``[B, T]``: targets (standardized if a standardizer was given), 0 where missing;
 * ``y_mask`` bool ``[B, T]``: True where a label is present (missing labels are excluded from
   loss and metrics);
-* ``index`` int64 ``[B]``: positions of the molecules in their dataset.
+* ``index`` int64 ``[B]``: positions of the molecules in their dataset;
+* ``extras``: further named tensors a model asked for (empty unless requested; see
+  :func:`gradscope.chem.collation.register_batch_field`).
 
-This module needs no RDKit (models and training loops import it freely).
+Datasets build batches from their compact store (:mod:`gradscope.chem.collation`);
+:func:`collate` builds the same batch from a list of :class:`MolGraph` s. This module also holds
+the two batch orders that group molecules by size: :func:`size_batches` (evaluation) and
+:func:`bucket_order` (training, opt-in). It needs no RDKit (models and training loops import it
+freely).
 """
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
@@ -42,6 +48,7 @@ class GraphBatch:
     y: torch.Tensor
     y_mask: torch.Tensor
     index: torch.Tensor
+    extras: dict[str, torch.Tensor] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return int(self.atoms.shape[0])
@@ -56,7 +63,8 @@ class GraphBatch:
         return self.atoms.device
 
     def _map(self, fn) -> "GraphBatch":
-        return GraphBatch(**{f.name: fn(getattr(self, f.name)) for f in dataclasses.fields(self)})
+        out = {f.name: fn(getattr(self, f.name)) for f in dataclasses.fields(self) if f.name != "extras"}
+        return GraphBatch(**out, extras={k: fn(v) for k, v in self.extras.items()})
 
     def to(self, device: "torch.device | str", non_blocking: bool = False) -> "GraphBatch":
         """A copy with every tensor on ``device`` (``non_blocking`` as in ``Tensor.to``)."""
@@ -73,6 +81,7 @@ def collate(
     standardizer: "Standardizer | None" = None,
     pad_to: int | None = None,
     n_tasks: int | None = None,
+    fields: Sequence[str] = (),
 ) -> GraphBatch:
     """Stack molecules into a :class:`GraphBatch`.
 
@@ -82,39 +91,20 @@ def collate(
         standardizer: if given, targets are standardized with it (regression).
         pad_to: pad to at least this many atoms (default: the largest molecule).
         n_tasks: number of targets for unlabelled graphs.
+        fields: extra batch fields to build (:func:`gradscope.chem.collation.register_batch_field`).
     """
+    from gradscope.chem.collation import assemble, parts_from_graphs
+
     if len(graphs) == 0:
         raise GradscopeError("cannot collate an empty list of molecules")
-    sizes = [g.n_atoms for g in graphs]
-    length = max(sizes)
-    if pad_to is not None:
-        if pad_to < length:
-            raise GradscopeError(f"pad_to={pad_to} is smaller than the largest molecule ({length} atoms)")
-        length = pad_to
-    b = len(graphs)
-    first = graphs[0]
-    atoms = torch.zeros(b, length, first.atom_dim)
-    bonds = torch.zeros(b, length, length, first.bond_dim)
-    distances = torch.zeros(b, length, length)
-    mask = torch.zeros(b, length, dtype=torch.bool)
-    for i, g in enumerate(graphs):
-        n = sizes[i]
-        atoms[i, :n] = g.atoms
-        bonds[i, g.edge_index[0], g.edge_index[1]] = g.edge_attr
-        distances[i, :n, :n] = g.distances
-        mask[i, :n] = True
-
+    parts = parts_from_graphs(graphs, pad_to)
     t = n_tasks if n_tasks is not None else next((g.y.shape[0] for g in graphs if g.y is not None), 1)
-    y = torch.full((b, t), float("nan"))
+    y = np.full((len(graphs), t), np.nan, dtype=np.float32)
     for i, g in enumerate(graphs):
         if g.y is not None:
-            y[i] = g.y
-    y_mask = ~torch.isnan(y)
-    if standardizer is not None:
-        y = standardizer.transform(y)
-    y = torch.where(y_mask, y, torch.zeros((), dtype=y.dtype))
-    index = torch.tensor([g.index for g in graphs], dtype=torch.int64)
-    return GraphBatch(atoms=atoms, bonds=bonds, distances=distances, mask=mask, y=y, y_mask=y_mask, index=index)
+            y[i] = g.y.numpy()
+    index = np.array([g.index for g in graphs], dtype=np.int64)
+    return assemble(parts, y, index, standardizer=standardizer, fields=fields)
 
 
 #: Default cost cap of one size-packed batch: molecules × (padded atoms)² ≤ this many atom pairs.
