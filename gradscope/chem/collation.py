@@ -143,33 +143,56 @@ def hop_distances(parts: BatchParts) -> torch.Tensor:
     """float32 ``[B, L, L]``: bonds on the shortest path between atoms, ``inf`` between fragments,
     0 in padding (what RDKit's ``GetDistanceMatrix`` gives, padded).
 
-    Breadth-first search from every atom of every molecule at once: ``front[b, v, s]`` marks the
-    atoms ``v`` first reached from source ``s`` after ``hop`` bonds; one hop is one scatter-add of
-    the front along the bond list. It runs (largest eccentricity in the batch + 1) hops.
+    One breadth-first search from every atom of every molecule at once. The front is a list of
+    pairs (row of a source atom, atom first reached from it at the current hop); a hop follows
+    every bond out of the front's atoms (the batch's bonds as one padded neighbour table) and keeps
+    the pairs not reached before, once each. Every pair enters the front once, so the whole search
+    costs Σ n·E over the batch's molecules, in (largest eccentricity) vectorised hops.
     """
     if parts.distances is not None:
         return parts.distances
     b, length = parts.batch_size, parts.length
-    mask = atom_mask(parts)
-    dist = torch.zeros(b, length, length)
-    dist[mask[:, :, None] & mask[:, None, :]] = math.inf
-    front = torch.zeros(b, length, length)
-    front[parts.atom_batch, parts.atom_pos, parts.atom_pos] = 1.0
-    dist[parts.atom_batch, parts.atom_pos, parts.atom_pos] = 0.0
-    reached = front.bool()
-    target = parts.edge_batch * length + parts.edge_dst
+    width = length + 1  # rows of out have one extra column, always 0: where padded neighbours land
+    mask = atom_mask(parts).numpy()
+    real = mask[:, :, None] & np.concatenate([mask, np.zeros((b, 1), dtype=bool)], axis=1)[:, None, :]
+    out = np.where(real, np.float32(np.inf), np.float32(0.0)).reshape(-1)
+    neighbours, column = _neighbour_table(parts)
+    n = len(column) - 1
+    row = (parts.atom_batch * length + parts.atom_pos).numpy() * width  # each atom's own row: the sources
+    atom = np.arange(n)
+    out[row + column[atom]] = 0.0
+    owner = np.empty(len(out), dtype=np.int64)
+    count = np.arange(len(out) + 1)
     hop = 0
-    while parts.edge_src.numel():
+    while atom.size:
         hop += 1
-        spread = torch.zeros(b * length, length).index_add_(0, target, front[parts.edge_batch, parts.edge_src])
-        new = (spread.view(b, length, length) > 0) & ~reached
-        if not bool(new.any()):
-            break
-        dist[new] = float(hop)
-        reached |= new
-        front = new.float()
-    parts.distances = dist
-    return dist
+        nxt = neighbours[atom]
+        pair = row[:, None] + column[nxt]
+        fresh = out[pair] == np.inf
+        pair, atom = pair[fresh], nxt[fresh]
+        row = np.broadcast_to(row[:, None], nxt.shape)[fresh]
+        out[pair] = hop
+        owner[pair] = count[:len(pair)]  # a pair reached along several bonds stays in the front once
+        once = owner[pair] == count[:len(pair)]
+        row, atom = row[once], atom[once]
+    parts.distances = torch.from_numpy(out.reshape(b, length, width)[:, :, :length].copy())
+    return parts.distances
+
+
+def _neighbour_table(parts: BatchParts) -> tuple[np.ndarray, np.ndarray]:
+    """The batch's atoms numbered 0..n-1: int64 ``[n, max degree]`` neighbours of each atom, padded
+    with ``n`` (a dummy atom), and int64 ``[n + 1]`` each atom's position in its molecule (L for
+    the dummy: the always-zero extra column of :func:`hop_distances`)."""
+    n = len(parts.atom_pos)
+    first = (torch.cumsum(parts.sizes, 0) - parts.sizes).numpy()
+    begin = first[parts.edge_batch.numpy()] + parts.edge_src.numpy()
+    end = first[parts.edge_batch.numpy()] + parts.edge_dst.numpy()
+    degree = np.bincount(begin, minlength=n)
+    table = np.full((n, max(int(degree.max(initial=0)), 1)), n, dtype=np.int64)
+    order = np.argsort(begin, kind="stable")
+    slot = np.arange(len(begin)) - np.repeat(np.cumsum(degree) - degree, degree)
+    table[begin[order], slot] = end[order]
+    return table, np.concatenate([parts.atom_pos.numpy(), [parts.length]])
 
 
 #: name → builder of an extra batch field (see the module docstring); fills ``GraphBatch.extras``
