@@ -140,3 +140,35 @@ def size_batches(n_atoms: "Sequence[int] | np.ndarray", *, pair_budget: int = DE
     if start < len(order):
         batches.append(order[start:])
     return batches
+
+
+def bucket_order(order: np.ndarray, sizes: "Sequence[int] | np.ndarray", batch_size: int, bucket_batches: int, *,
+                 seed: int, epoch: int) -> np.ndarray:
+    """An epoch's order of training molecules in which each batch holds molecules of similar size.
+
+    ``order`` is the epoch's random permutation of positions ``0..n-1`` (``sizes[p]`` atoms at
+    position ``p``). It is cut into buckets of ``bucket_batches`` consecutive batches; each bucket is
+    sorted by atom count (stable) and cut into batches of ``batch_size``; the full batches are
+    shuffled with a generator fixed by ``(seed, epoch)`` and the one short batch (when ``n`` is not
+    a multiple of ``batch_size``) goes last, where the unbucketed order has it too. Consecutive
+    ``batch_size`` blocks of the result are the batches; every position appears exactly once.
+
+    A padded batch costs as much as its largest molecule, so batches of similar molecules waste
+    less. Which molecules share a batch changes (a different SGD trajectory; every molecule still
+    counts once per epoch, and bucket contents and batch order stay random).
+    """
+    order = np.asarray(order, dtype=np.int64)
+    sizes = np.asarray(sizes, dtype=np.int64)
+    if batch_size < 1 or bucket_batches < 1:
+        raise GradscopeError("batch_size and bucket_batches must be positive")
+    span = batch_size * bucket_batches
+    batches: list[np.ndarray] = []
+    for start in range(0, len(order), span):
+        bucket = order[start:start + span]
+        bucket = bucket[np.argsort(sizes[bucket], kind="stable")]
+        batches += [bucket[i:i + batch_size] for i in range(0, len(bucket), batch_size)]
+    short = [b for b in batches if len(b) < batch_size]
+    full = [b for b in batches if len(b) == batch_size]
+    rng = np.random.default_rng([int(seed) & (2**63 - 1), int(epoch)])
+    shuffled = [full[i] for i in rng.permutation(len(full))] + short
+    return np.concatenate(shuffled) if shuffled else order[:0]

@@ -35,7 +35,8 @@ EMPTY = "empty SMILES"
 TOO_LARGE = "too many atoms"
 #: show progress from this many molecules on
 PROGRESS_MIN = 500
-#: molecules per unit of work (one progress update, one task of a worker process)
+#: most molecules per unit of work (one progress update, one task of a worker process); smaller
+#: inputs are cut into about 20 chunks (of at least 50), for progress and for the workers
 CHUNK = 1000
 
 
@@ -85,7 +86,7 @@ def featurize_column(
     workers: int = 1,
     progress: bool = False,
     desc: str = "featurizing",
-    chunk: int = CHUNK,
+    chunk: int | None = None,
 ) -> tuple[MoleculeStore, list[str]]:
     """Featurize ``smiles`` into a :class:`MoleculeStore` (usable molecules, in input order) and
     a skip reason per input (``""`` where the molecule is in the store).
@@ -97,6 +98,7 @@ def featurize_column(
     """
     workers = check_workers(workers)
     feat = get_featurizer(featurizer)
+    chunk = chunk or min(CHUNK, max(50, -(-len(smiles) // 20)))
     starts = range(0, len(smiles), chunk)
     pieces: dict[int, tuple[MoleculeStore, list[str]]] = {}
     with Progress(len(smiles), desc, enabled=progress and len(smiles) >= PROGRESS_MIN) as bar:

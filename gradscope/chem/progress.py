@@ -23,8 +23,6 @@ from typing import TextIO
 LOGGER = logging.getLogger("gradscope.chem")
 #: seconds between progress lines when stderr is not a terminal
 LINE_EVERY_S = 10.0
-#: a line also at each of these fractions of the work
-LINE_FRACTION = 0.1
 
 
 class Progress:
@@ -45,7 +43,7 @@ class Progress:
         self.done = 0
         self._stream = stream if stream is not None else sys.stderr
         self._t0 = self._last = time.monotonic()
-        self._next_fraction = LINE_FRACTION
+        self._tenths = 1  # the next line due at this many tenths of the work
         self._bar = None
         self._lines = False
         if not enabled:
@@ -64,11 +62,11 @@ class Progress:
             self._bar.update(n)
         elif self._lines and self.done < self.total:
             now = time.monotonic()
-            fraction = self.done / max(self.total, 1)
-            if now - self._last >= LINE_EVERY_S or fraction >= self._next_fraction:
+            tenths = 10 * self.done // max(self.total, 1)  # integer: no rounding at 30 %
+            if now - self._last >= LINE_EVERY_S or tenths >= self._tenths:
                 self._emit(self._line(now))
                 self._last = now
-                self._next_fraction = (math.floor(fraction / LINE_FRACTION) + 1) * LINE_FRACTION
+                self._tenths = tenths + 1
 
     def close(self, finished: bool = True) -> None:
         """Close the bar, or write the line with the total time and rate (when ``finished``)."""
@@ -78,7 +76,7 @@ class Progress:
         elif self._lines and finished:
             elapsed = time.monotonic() - self._t0
             rate = self.done / elapsed if elapsed > 0 else math.inf
-            self._emit(f"{self.desc}: {self.done:,} {self.unit} in {_duration(elapsed)} ({rate:,.0f} {self.unit}/s)")
+            self._emit(f"{self.desc}: {self.done:,} {self.unit} in {_duration(elapsed)} ({_rate(rate)} {self.unit}/s)")
             self._lines = False
 
     def _line(self, now: float) -> str:
@@ -87,7 +85,7 @@ class Progress:
         eta = (self.total - self.done) / rate if rate > 0 else math.inf
         percent = 100.0 * self.done / max(self.total, 1)
         return (f"{self.desc}: {self.done:,}/{self.total:,} {self.unit} ({percent:.0f} %), "
-                f"{rate:,.0f} {self.unit}/s, ETA {_duration(eta)}")
+                f"{_rate(rate)} {self.unit}/s, ETA {_duration(eta)}")
 
     def _emit(self, line: str) -> None:
         if LOGGER.hasHandlers():
@@ -107,6 +105,13 @@ def _isatty(stream: TextIO) -> bool:
         return bool(stream.isatty())
     except (AttributeError, ValueError):  # closed or not a file
         return False
+
+
+def _rate(rate: float) -> str:
+    """``2,480``, ``3.5``, ``0.25`` (``?`` when unknown)."""
+    if not math.isfinite(rate):
+        return "?"
+    return f"{rate:,.0f}" if rate >= 10 else f"{rate:.2g}"
 
 
 def _duration(seconds: float) -> str:
