@@ -271,7 +271,8 @@ def _batch_of(dataset: MoleculeDataset, standardizer: Standardizer | None, indic
 # featurization with caching
 
 def _featurize_cached(
-    table: Table,
+    smiles: list[str],
+    sha256: str,
     smiles_column: str,
     feat: Featurizer,
     max_atoms: int | None,
@@ -282,8 +283,7 @@ def _featurize_cached(
     desc: str,
     workers: int,
 ) -> tuple[MoleculeStore, list[str]]:
-    smiles = [s.strip() for s in table.column(smiles_column)]
-    key = _cache.feature_key(table.sha256, smiles_column, feat.key, max_atoms)
+    key = _cache.feature_key(sha256, smiles_column, feat.key, max_atoms)
     folder = cache_root / "features" / f"{_safe(desc)}-{key}"
     if use_cache:
         hit = _cache.memory_get(key) or _cache.load_features(folder, len(smiles), feat)
@@ -375,23 +375,59 @@ def _looks_like_path(src: str) -> bool:
 
 def _load(spec: DatasetSpec, *, data_dir, cache_dir, base_url, download, progress, use_cache,
           workers) -> MoleculeDataset:
+    table, info = _read_source(spec, data_dir=data_dir, cache_dir=cache_dir, base_url=base_url, download=download,
+                               progress=progress)
+    resolved, labels, n_bad_values = _resolve_columns(spec, table, info)
+    # from here on only the SMILES column is needed: the table (all rows as Python strings) goes
+    smiles = [s.strip() for s in table.column(resolved.smiles_column)]
+    source, sha256 = table.source, table.sha256
+    del table
+    feat = get_featurizer(resolved.featurizer)
+    store, reasons = _featurize_cached(
+        smiles, sha256, str(resolved.smiles_column), feat, resolved.max_atoms, cache_root=_cache.cache_dir(cache_dir),
+        use_cache=use_cache, progress=progress, desc=resolved.display_name, workers=workers,
+    )
+    featurized = np.array([not r for r in reasons], dtype=bool)
+    no_label = np.isnan(labels).all(axis=1)
+    skipped = [SkippedRow(i, smiles[i], reason or NO_LABELS) for i, reason in enumerate(reasons) if reason or no_label[i]]
+    keep = np.flatnonzero(featurized & ~no_label)
+    store_pos = np.cumsum(featurized) - 1  # row → position in the store (rows that were featurized)
+    groups, keep, skipped = _apply_duplicates(smiles, labels, keep, store.keys[store_pos[keep]], skipped,
+                                              resolved.duplicates)
+    if not len(keep):
+        raise GradscopeError(f"no usable molecule in {source} ({len(smiles)} rows: {_reason_counts(skipped)})")
+    positions = store_pos[keep]
+    dataset = MoleculeDataset(
+        spec=resolved, store=store, labels=labels[keep], rows=keep, skipped=skipped, featurizer=feat, source=source,
+        source_sha256=sha256, positions=None if np.array_equal(positions, np.arange(len(store))) else positions,
+    )
+    dataset.duplicates = groups
+    _warn_about_rows(dataset, len(smiles), n_bad_values)
+    return dataset
+
+
+def _read_source(spec: DatasetSpec, *, data_dir, cache_dir, base_url, download, progress
+                 ) -> tuple[Table, DatasetInfo | None]:
+    """The table a spec names (the demo, a local file, or a registered dataset found or downloaded)."""
     info: DatasetInfo | None = None
     if spec.name == DEMO:
         from gradscope.chem.demo import demo_table
 
-        table = demo_table()
-    else:
-        if spec.name is not None:
-            info = dataset_info(spec.name)
-        if spec.path is not None:
-            table = read_table(spec.path)
-        else:
-            from gradscope.chem.download import locate
+        return demo_table(), None
+    if spec.name is not None:
+        info = dataset_info(spec.name)
+    if spec.path is not None:
+        return read_table(spec.path), info
+    from gradscope.chem.download import locate
 
-            assert info is not None
-            table = read_table(locate(info, data_dir=data_dir, cache=cache_dir, base_url=base_url,
-                                      download=download, progress=progress))
+    assert info is not None
+    return read_table(locate(info, data_dir=data_dir, cache=cache_dir, base_url=base_url, download=download,
+                             progress=progress)), info
 
+
+def _resolve_columns(spec: DatasetSpec, table: Table, info: DatasetInfo | None
+                     ) -> tuple[DatasetSpec, np.ndarray, int]:
+    """The spec with SMILES column, targets, task and metric filled in; labels; bad label values."""
     smiles_col = find_smiles_column(table, spec.smiles_column or (info.smiles_column if info else None))
     target_cols = infer_targets(table, smiles_col, spec.targets or (info.targets if info else None))
     labels, n_bad_values = parse_labels(table, target_cols)
@@ -405,54 +441,27 @@ def _load(spec: DatasetSpec, *, data_dir, cache_dir, base_url, download, progres
                 "use task='regression' for continuous targets"
             )
     metric = spec.metric or (info.metric if info else None) or ("roc_auc" if task == CLASSIFICATION else "rmse")
-    resolved = replace(spec, smiles_column=smiles_col, targets=target_cols, task=task, metric=metric)
-
-    feat = get_featurizer(resolved.featurizer)
-    store, reasons = _featurize_cached(
-        table, smiles_col, feat, resolved.max_atoms, cache_root=_cache.cache_dir(cache_dir),
-        use_cache=use_cache, progress=progress, desc=resolved.display_name, workers=workers,
-    )
-    featurized = np.array([not r for r in reasons], dtype=bool)
-    no_label = np.isnan(labels).all(axis=1)
-    skipped = [SkippedRow(i, table.rows[i][table.index_of(smiles_col)].strip(), reason or NO_LABELS)
-               for i, reason in enumerate(reasons) if reason or no_label[i]]
-    keep = np.flatnonzero(featurized & ~no_label)
-    store_pos = np.cumsum(featurized) - 1  # row → position in the store (rows that were featurized)
-    groups, keep, skipped = _apply_duplicates(table, smiles_col, labels, keep, store.keys[store_pos[keep]],
-                                              skipped, resolved.duplicates)
-    if not len(keep):
-        raise GradscopeError(
-            f"no usable molecule in {table.source} ({len(table.rows)} rows: {_reason_counts(skipped)})"
-        )
-    rows = np.asarray(keep, dtype=np.int64)
-    positions = store_pos[rows]
-    dataset = MoleculeDataset(
-        spec=resolved,
-        store=store,
-        labels=labels[rows],
-        rows=rows,
-        skipped=skipped,
-        featurizer=feat,
-        source=table.source,
-        source_sha256=table.sha256,
-        positions=None if np.array_equal(positions, np.arange(len(store))) else positions,
-    )
-    dataset.duplicates = groups
-    if skipped or n_bad_values or groups:
-        parts = []
-        if skipped:
-            first = ", ".join(str(s.row) for s in skipped[:8]) + (", ..." if len(skipped) > 8 else "")
-            parts.append(f"skipped {len(skipped)} of {len(table.rows)} rows ({_reason_counts(skipped)}; rows {first})")
-        if n_bad_values:
-            parts.append(f"{n_bad_values} non-numeric label values treated as missing")
-        if groups and resolved.duplicates == "keep":
-            parts.append(f"{_duplicates.describe(groups, len(keep))}, kept: copies may fall into different splits "
-                         "(duplicates='first' / --duplicates first keeps one copy)")
-        warnings.warn(f"{resolved.display_name}: {'; '.join(parts)}; see dataset.skipped", DataWarning, stacklevel=3)
-    return dataset
+    return replace(spec, smiles_column=smiles_col, targets=target_cols, task=task, metric=metric), labels, n_bad_values
 
 
-def _apply_duplicates(table: Table, smiles_col: str, labels: np.ndarray, keep: np.ndarray, keys: np.ndarray,
+def _warn_about_rows(dataset: MoleculeDataset, n_rows: int, n_bad_values: int) -> None:
+    """One DataWarning line about skipped rows, non-numeric labels and duplicates kept."""
+    skipped, groups = dataset.skipped, dataset.duplicates
+    if not (skipped or n_bad_values or groups):
+        return
+    parts = []
+    if skipped:
+        first = ", ".join(str(s.row) for s in skipped[:8]) + (", ..." if len(skipped) > 8 else "")
+        parts.append(f"skipped {len(skipped)} of {n_rows} rows ({_reason_counts(skipped)}; rows {first})")
+    if n_bad_values:
+        parts.append(f"{n_bad_values} non-numeric label values treated as missing")
+    if groups and dataset.spec.duplicates == "keep":
+        parts.append(f"{_duplicates.describe(groups, len(dataset))}, kept: copies may fall into different splits "
+                     "(duplicates='first' / --duplicates first keeps one copy)")
+    warnings.warn(f"{dataset.name}: {'; '.join(parts)}; see dataset.skipped", DataWarning, stacklevel=4)
+
+
+def _apply_duplicates(smiles: list[str], labels: np.ndarray, keep: np.ndarray, keys: np.ndarray,
                       skipped: list[SkippedRow], policy: str
                       ) -> tuple[list["_duplicates.DuplicateGroup"], np.ndarray, list[SkippedRow]]:
     """Find molecules present in several kept rows and apply ``policy`` (``keep`` or ``first``).
@@ -465,13 +474,12 @@ def _apply_duplicates(table: Table, smiles_col: str, labels: np.ndarray, keep: n
     """
     _, inverse, counts = np.unique(keys, return_inverse=True, return_counts=True)
     candidates = keep[counts[inverse.reshape(-1)] > 1]
-    col = table.index_of(smiles_col)
-    found = _duplicates.find_duplicates([table.rows[i][col] for i in candidates], labels[candidates])
+    found = _duplicates.find_duplicates([smiles[i] for i in candidates], labels[candidates])
     groups = [_duplicates.DuplicateGroup(tuple(int(candidates[p]) for p in g.rows), g.conflicting) for g in found]
     drop = _duplicates.rows_to_drop(groups, policy)
     if not drop:
         return groups, keep, skipped
-    skipped = sorted(skipped + [SkippedRow(r, table.rows[r][col].strip(), why) for r, why in drop.items()])
+    skipped = sorted(skipped + [SkippedRow(r, smiles[r], why) for r, why in drop.items()])
     return groups, keep[~np.isin(keep, list(drop))], skipped
 
 

@@ -6,7 +6,8 @@ per input (``""`` for molecules that were featurized). The work is cut into chun
 :data:`CHUNK` molecules; with ``workers > 1`` the chunks go to that many processes (forked on
 Linux, so nothing is re-imported; spawned elsewhere) and come back in input order, so the result
 is the same array for array whatever the number of workers. Memory stays near what is kept: each
-chunk returns its compact codes, and the chunks are joined one array at a time.
+chunk returns its compact codes, which are copied into the final arrays
+(:class:`~gradscope.chem.store.StoreBuilder`) and freed.
 
 :func:`featurize_smiles` is the per-molecule form (a :class:`MolGraph` per SMILES), for small
 lists and for code that wants dense tensors directly.
@@ -27,7 +28,7 @@ from gradscope.chem._rdkit import parse_smiles, quiet_rdkit
 from gradscope.chem.featurizers import Featurizer, get_featurizer
 from gradscope.chem.graph import MolGraph
 from gradscope.chem.progress import Progress
-from gradscope.chem.store import MoleculeStore, concat_stores
+from gradscope.chem.store import MoleculeStore, StoreBuilder
 from gradscope.errors import GradscopeError
 
 UNPARSEABLE = "unparseable SMILES"
@@ -100,19 +101,22 @@ def featurize_column(
     feat = get_featurizer(featurizer)
     chunk = chunk or min(CHUNK, max(50, -(-len(smiles) // 20)))
     starts = range(0, len(smiles), chunk)
-    pieces: dict[int, tuple[MoleculeStore, list[str]]] = {}
+    chars = sum(len(s) for s in smiles)  # bounds atoms and bonds: each takes a character at least
+    builder = StoreBuilder(feat.encode([], []), len(smiles), chars, chars, sum(len(s.encode()) for s in smiles))
+    reasons: list[str] = []
+
+    def take(piece: tuple[MoleculeStore, list[str]]) -> None:
+        builder.append(piece[0])
+        reasons.extend(piece[1])
+        bar.update(len(piece[1]))
+
     with Progress(len(smiles), desc, enabled=progress and len(smiles) >= PROGRESS_MIN) as bar:
         if workers == 1 or len(starts) < 2:
-            for k, start in enumerate(starts):
-                pieces[k] = encode_chunk(feat, smiles[start:start + chunk], max_atoms)
-                bar.update(len(pieces[k][1]))
+            for start in starts:
+                take(encode_chunk(feat, smiles[start:start + chunk], max_atoms))
         else:
-            _in_processes(feat, smiles, starts, chunk, max_atoms, workers, pieces, bar)
-    reasons = [r for k in range(len(starts)) for r in pieces[k][1]]
-    stores = [pieces.pop(k)[0] for k in range(len(starts))]
-    if not stores:
-        stores = [feat.encode([], [])]
-    return concat_stores(stores), reasons
+            _in_processes(feat, smiles, starts, chunk, max_atoms, workers, take)
+    return builder.finish(), reasons
 
 
 def check_workers(workers: int) -> int:
@@ -142,14 +146,17 @@ def _context() -> multiprocessing.context.BaseContext:
 
 
 def _in_processes(feat: Featurizer, smiles: Sequence[str], starts: range, chunk: int, max_atoms: int | None,
-                  workers: int, pieces: dict, bar: Progress) -> None:
-    """Featurize the chunks at ``starts`` in ``workers`` processes into ``pieces[k]``."""
+                  workers: int, take) -> None:
+    """Featurize the chunks at ``starts`` in ``workers`` processes; ``take`` each result in order."""
     pool = ProcessPoolExecutor(max_workers=workers, mp_context=_context(), initializer=_init_worker,
                                initargs=(feat, max_atoms))
     try:
-        # at most a few chunks queued per worker: the inputs are not all copied into the queue at once
+        # a few chunks queued per worker: the inputs are not all copied into the queue at once,
+        # and finished chunks wait for their turn only as long as one slow chunk takes
         todo = iter(enumerate(starts))
         running: dict[Future, int] = {}
+        done_early: dict[int, tuple[MoleculeStore, list[str]]] = {}
+        turn = 0
 
         def submit() -> None:
             for k, start in todo:
@@ -161,9 +168,10 @@ def _in_processes(feat: Featurizer, smiles: Sequence[str], starts: range, chunk:
         while running:
             done, _ = wait(running, return_when=FIRST_COMPLETED)
             for fut in done:
-                k = running.pop(fut)
-                pieces[k] = fut.result()
-                bar.update(len(pieces[k][1]))
+                done_early[running.pop(fut)] = fut.result()
+            while turn in done_early:
+                take(done_early.pop(turn))
+                turn += 1
             submit()
     except BaseException:
         pool.shutdown(wait=False, cancel_futures=True)

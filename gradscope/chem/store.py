@@ -151,23 +151,72 @@ def _ptr(counts: Sequence[int]) -> np.ndarray:
     return out
 
 
+class StoreBuilder:
+    """Appends stores (chunks of featurized molecules) into one, copying each chunk once.
+
+    The arrays are allocated up front for ``atoms``/``bonds`` rows (upper bounds: a SMILES has at
+    least one character per atom and per bond, so its length bounds both) with ``np.empty``, whose
+    pages the system provides only when they are written. So memory grows with what was appended,
+    a chunk can be freed as soon as it is copied, and loading peaks near the kept size instead of
+    holding the chunks and their concatenation at once. A bound that proves too small doubles
+    the array (correct, only slower).
+    """
+
+    def __init__(self, like: MoleculeStore, molecules: int, atoms: int, bonds: int, smiles_bytes: int) -> None:
+        caps = {"atom": atoms, "bond": bonds, "smiles_bytes": smiles_bytes, "keys": molecules}
+        self._arrays = {name: np.empty((max(caps[_kind(name)], 1),) + a.shape[1:], dtype=a.dtype)
+                        for name, a in like.arrays().items() if not name.endswith("_ptr")}
+        self._used = {"atom": 0, "bond": 0, "smiles_bytes": 0, "keys": 0}
+        self._counts: dict[str, list[np.ndarray]] = {"atom_ptr": [], "bond_ptr": [], "smiles_ptr": []}
+
+    def append(self, store: MoleculeStore) -> None:
+        """Copy ``store``'s molecules after those appended before."""
+        sizes = {"atom": int(store.atom_ptr[-1]), "bond": int(store.bond_ptr[-1]),
+                 "smiles_bytes": int(store.smiles_ptr[-1]), "keys": len(store)}
+        for name, array in store.arrays().items():
+            if name.endswith("_ptr"):
+                self._counts[name].append(np.diff(array))
+                continue
+            kind = _kind(name)
+            start = self._used[kind]
+            self._fit(name, start + len(array))
+            self._arrays[name][start:start + len(array)] = array
+        for kind, n in sizes.items():
+            self._used[kind] += n
+
+    def _fit(self, name: str, needed: int) -> None:
+        old = self._arrays[name]
+        if needed > len(old):
+            new = np.empty((max(needed, 2 * len(old)),) + old.shape[1:], dtype=old.dtype)
+            new[:len(old)] = old
+            self._arrays[name] = new
+
+    def finish(self) -> MoleculeStore:
+        """The store of everything appended (the arrays are views of the builder's)."""
+        arrays = {name: a[:self._used[_kind(name)]] for name, a in self._arrays.items()}
+        for name, counts in self._counts.items():
+            arrays[name] = _ptr(np.concatenate(counts) if counts else np.zeros(0, dtype=np.int64))
+        return _from_arrays(arrays)
+
+
+def _kind(name: str) -> str:
+    """Which count an array's length follows: atoms, bonds, SMILES bytes, or molecules (``keys``)."""
+    if name.startswith("atom."):
+        return "atom"
+    if name.startswith("bond.") or name == "bonds":
+        return "bond"
+    return name
+
+
 def concat_stores(parts: "list[MoleculeStore]") -> MoleculeStore:
-    """One store of ``parts`` in order. Empties ``parts`` and joins one array at a time, freeing
-    the pieces as it goes, so memory peaks near the kept size plus one array (not twice the kept)."""
+    """One store of ``parts`` in order."""
     if len(parts) == 1:
-        return parts.pop()
-    pending = [p.arrays() for p in parts]
-    parts.clear()
-    joined: dict[str, np.ndarray] = {}
-    for name in list(pending[0]):
-        pieces = [arrays.pop(name) for arrays in pending]
-        if name.endswith("_ptr"):
-            offsets = np.cumsum([0] + [int(p[-1]) for p in pieces[:-1]])
-            joined[name] = np.concatenate([pieces[0][:1]] + [p[1:] + o for p, o in zip(pieces, offsets)])
-        else:
-            joined[name] = np.concatenate(pieces)
-        del pieces
-    return _from_arrays(joined)
+        return parts[0]
+    builder = StoreBuilder(parts[0], sum(len(p) for p in parts), sum(int(p.atom_ptr[-1]) for p in parts),
+                           sum(int(p.bond_ptr[-1]) for p in parts), sum(int(p.smiles_ptr[-1]) for p in parts))
+    for p in parts:
+        builder.append(p)
+    return builder.finish()
 
 
 def _from_arrays(arrays: dict[str, np.ndarray]) -> MoleculeStore:
