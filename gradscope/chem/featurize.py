@@ -28,7 +28,7 @@ from gradscope.chem._rdkit import parse_smiles, quiet_rdkit
 from gradscope.chem.featurizers import Featurizer, get_featurizer
 from gradscope.chem.graph import MolGraph
 from gradscope.chem.progress import Progress
-from gradscope.chem.store import MoleculeStore, StoreBuilder
+from gradscope.chem.store import MoleculeStore, StoreBuilder, concat_stores
 from gradscope.errors import GradscopeError
 
 UNPARSEABLE = "unparseable SMILES"
@@ -39,6 +39,8 @@ PROGRESS_MIN = 500
 #: most molecules per unit of work (one progress update, one task of a worker process); smaller
 #: inputs are cut into about 20 chunks (of at least 50), for progress and for the workers
 CHUNK = 1000
+#: molecules parsed and encoded together inside a chunk (bounds the RDKit molecules alive at once)
+ENCODE_BATCH = 64
 
 
 def parse_checked(smiles: str, max_atoms: int | None) -> "tuple[object | None, str]":
@@ -66,17 +68,20 @@ def canonical_key(mol: "Chem.Mol") -> int:
 
 def encode_chunk(feat: Featurizer, smiles: Sequence[str], max_atoms: int | None) -> tuple[MoleculeStore, list[str]]:
     """The store of the usable molecules among ``smiles`` (with their canonical keys) and a skip
-    reason per input."""
-    mols, kept, keys, reasons = [], [], [], []
-    for s in smiles:
-        mol, reason = parse_checked(s, max_atoms)
-        reasons.append(reason)
-        if mol is not None:
-            keys.append(canonical_key(mol))  # before featurizing: it only reads the structure
-            mols.append(mol)
-            kept.append(s.strip())
-    store = feat.encode(mols, kept)
-    return replace(store, keys=np.array(keys, dtype=np.uint64)), reasons
+    reason per input. Molecules are parsed and encoded :data:`ENCODE_BATCH` at a time: RDKit
+    molecules are large (tens of KB with their properties), so few are alive at once."""
+    pieces, reasons = [], []
+    for start in range(0, len(smiles), ENCODE_BATCH):
+        mols, kept, keys = [], [], []
+        for s in smiles[start:start + ENCODE_BATCH]:
+            mol, reason = parse_checked(s, max_atoms)
+            reasons.append(reason)
+            if mol is not None:
+                keys.append(canonical_key(mol))  # before featurizing: it only reads the structure
+                mols.append(mol)
+                kept.append(s.strip())
+        pieces.append(replace(feat.encode(mols, kept), keys=np.array(keys, dtype=np.uint64)))
+    return concat_stores(pieces) if pieces else feat.encode([], []), reasons
 
 
 def featurize_column(
