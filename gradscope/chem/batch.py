@@ -11,14 +11,20 @@ A batch of ``B`` molecules padded to ``L`` atoms (the largest molecule in the ba
 * ``y`` float32 ``[B, T]``: targets (standardized if a standardizer was given), 0 where missing;
 * ``y_mask`` bool ``[B, T]``: True where a label is present (missing labels are excluded from
   loss and metrics);
-* ``index`` int64 ``[B]``: positions of the molecules in their dataset.
+* ``index`` int64 ``[B]``: positions of the molecules in their dataset;
+* ``extras``: further named tensors a model asked for (empty unless requested; see
+  :func:`gradscope.chem.collation.register_batch_field`).
 
-This module needs no RDKit (models and training loops import it freely).
+Datasets build batches from their compact store (:mod:`gradscope.chem.collation`);
+:func:`collate` builds the same batch from a list of :class:`MolGraph` s. This module also holds
+the two batch orders that group molecules by size: :func:`size_batches` (evaluation) and
+:func:`bucket_order` (training, opt-in). It needs no RDKit (models and training loops import it
+freely).
 """
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
@@ -42,6 +48,7 @@ class GraphBatch:
     y: torch.Tensor
     y_mask: torch.Tensor
     index: torch.Tensor
+    extras: dict[str, torch.Tensor] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return int(self.atoms.shape[0])
@@ -56,7 +63,8 @@ class GraphBatch:
         return self.atoms.device
 
     def _map(self, fn) -> "GraphBatch":
-        return GraphBatch(**{f.name: fn(getattr(self, f.name)) for f in dataclasses.fields(self)})
+        out = {f.name: fn(getattr(self, f.name)) for f in dataclasses.fields(self) if f.name != "extras"}
+        return GraphBatch(**out, extras={k: fn(v) for k, v in self.extras.items()})
 
     def to(self, device: "torch.device | str", non_blocking: bool = False) -> "GraphBatch":
         """A copy with every tensor on ``device`` (``non_blocking`` as in ``Tensor.to``)."""
@@ -73,6 +81,7 @@ def collate(
     standardizer: "Standardizer | None" = None,
     pad_to: int | None = None,
     n_tasks: int | None = None,
+    fields: Sequence[str] = (),
 ) -> GraphBatch:
     """Stack molecules into a :class:`GraphBatch`.
 
@@ -82,39 +91,20 @@ def collate(
         standardizer: if given, targets are standardized with it (regression).
         pad_to: pad to at least this many atoms (default: the largest molecule).
         n_tasks: number of targets for unlabelled graphs.
+        fields: extra batch fields to build (:func:`gradscope.chem.collation.register_batch_field`).
     """
+    from gradscope.chem.collation import assemble, parts_from_graphs
+
     if len(graphs) == 0:
         raise GradscopeError("cannot collate an empty list of molecules")
-    sizes = [g.n_atoms for g in graphs]
-    length = max(sizes)
-    if pad_to is not None:
-        if pad_to < length:
-            raise GradscopeError(f"pad_to={pad_to} is smaller than the largest molecule ({length} atoms)")
-        length = pad_to
-    b = len(graphs)
-    first = graphs[0]
-    atoms = torch.zeros(b, length, first.atom_dim)
-    bonds = torch.zeros(b, length, length, first.bond_dim)
-    distances = torch.zeros(b, length, length)
-    mask = torch.zeros(b, length, dtype=torch.bool)
-    for i, g in enumerate(graphs):
-        n = sizes[i]
-        atoms[i, :n] = g.atoms
-        bonds[i, g.edge_index[0], g.edge_index[1]] = g.edge_attr
-        distances[i, :n, :n] = g.distances
-        mask[i, :n] = True
-
+    parts = parts_from_graphs(graphs, pad_to)
     t = n_tasks if n_tasks is not None else next((g.y.shape[0] for g in graphs if g.y is not None), 1)
-    y = torch.full((b, t), float("nan"))
+    y = np.full((len(graphs), t), np.nan, dtype=np.float32)
     for i, g in enumerate(graphs):
         if g.y is not None:
-            y[i] = g.y
-    y_mask = ~torch.isnan(y)
-    if standardizer is not None:
-        y = standardizer.transform(y)
-    y = torch.where(y_mask, y, torch.zeros((), dtype=y.dtype))
-    index = torch.tensor([g.index for g in graphs], dtype=torch.int64)
-    return GraphBatch(atoms=atoms, bonds=bonds, distances=distances, mask=mask, y=y, y_mask=y_mask, index=index)
+            y[i] = g.y.numpy()
+    index = np.array([g.index for g in graphs], dtype=np.int64)
+    return assemble(parts, y, index, standardizer=standardizer, fields=fields)
 
 
 #: Default cost cap of one size-packed batch: molecules × (padded atoms)² ≤ this many atom pairs.
@@ -150,3 +140,35 @@ def size_batches(n_atoms: "Sequence[int] | np.ndarray", *, pair_budget: int = DE
     if start < len(order):
         batches.append(order[start:])
     return batches
+
+
+def bucket_order(order: np.ndarray, sizes: "Sequence[int] | np.ndarray", batch_size: int, bucket_batches: int, *,
+                 seed: int, epoch: int) -> np.ndarray:
+    """An epoch's order of training molecules in which each batch holds molecules of similar size.
+
+    ``order`` is the epoch's random permutation of positions ``0..n-1`` (``sizes[p]`` atoms at
+    position ``p``). It is cut into buckets of ``bucket_batches`` consecutive batches; each bucket is
+    sorted by atom count (stable) and cut into batches of ``batch_size``; the full batches are
+    shuffled with a generator fixed by ``(seed, epoch)`` and the one short batch (when ``n`` is not
+    a multiple of ``batch_size``) goes last, where the unbucketed order has it too. Consecutive
+    ``batch_size`` blocks of the result are the batches; every position appears exactly once.
+
+    A padded batch costs as much as its largest molecule, so batches of similar molecules waste
+    less. Which molecules share a batch changes (a different SGD trajectory; every molecule still
+    counts once per epoch, and bucket contents and batch order stay random).
+    """
+    order = np.asarray(order, dtype=np.int64)
+    sizes = np.asarray(sizes, dtype=np.int64)
+    if batch_size < 1 or bucket_batches < 1:
+        raise GradscopeError("batch_size and bucket_batches must be positive")
+    span = batch_size * bucket_batches
+    batches: list[np.ndarray] = []
+    for start in range(0, len(order), span):
+        bucket = order[start:start + span]
+        bucket = bucket[np.argsort(sizes[bucket], kind="stable")]
+        batches += [bucket[i:i + batch_size] for i in range(0, len(bucket), batch_size)]
+    short = [b for b in batches if len(b) < batch_size]
+    full = [b for b in batches if len(b) == batch_size]
+    rng = np.random.default_rng([int(seed) & (2**63 - 1), int(epoch)])
+    shuffled = [full[i] for i in rng.permutation(len(full))] + short
+    return np.concatenate(shuffled) if shuffled else order[:0]

@@ -1,31 +1,36 @@
 """The cache directory and the featurized-molecule cache (in memory and on disk).
 
 Featurizing a file's SMILES column is the slow part of loading (RDKit parsing, Gasteiger
-charges, distance matrices), so its result is stored once, keyed by the SHA-256 of the file's
-bytes, the SMILES column, the featurizer's ``name@version`` and the atom limit. A second load in
-the same process is a dictionary lookup; a later process reads one ``.pt`` file (concatenated
-tensors, loadable with ``weights_only=True``) instead of re-featurizing.
+charges), so its result is stored once, keyed by the SHA-256 of the file's bytes, the SMILES
+column, the featurizer's ``name@version`` and the atom limit. A second load in the same process
+is a dictionary lookup that shares the arrays; a later process memory-maps the compact
+:class:`~gradscope.chem.store.MoleculeStore` arrays (``.npy`` files in one folder per
+featurization) instead of re-featurizing, so a reload reads only the pages batches touch.
 
 Cache location: the ``cache_dir=`` argument, else ``$GRADSCOPE_CACHE``, else
-``~/.cache/gradscope``. Layout: ``datasets/`` (downloaded files), ``features/`` (this cache).
-Files are written to a temporary name and renamed, so a killed run never leaves a torn file.
+``~/.cache/gradscope``. Layout: ``datasets/`` (downloaded files), ``features/<name>-<key>/``
+(this cache). Files and folders are written under a temporary name and renamed, so a killed run
+never leaves a torn file.
 """
 from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import tempfile
 from collections import OrderedDict
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
-import torch
+from gradscope.chem.store import MoleculeStore, column_layout, load_store, save_store
 
-from gradscope.chem.graph import MolGraph
+if TYPE_CHECKING:  # pragma: no cover
+    from gradscope.chem.featurizers import Featurizer
 
 CACHE_ENV = "GRADSCOPE_CACHE"
-FORMAT = 1
-_MEMORY: "OrderedDict[str, tuple[list[MolGraph | None], list[str]]]" = OrderedDict()
+#: 1: one .pt file of dense tensors (gradscope ≤ 0.1); 2: a folder of compact .npy arrays
+FORMAT = 2
+_MEMORY: "OrderedDict[str, tuple[MoleculeStore, list[str]]]" = OrderedDict()
 _MEMORY_SLOTS = 8
 
 
@@ -56,15 +61,15 @@ def atomic_write(path: Path, write) -> None:
         raise
 
 
-def memory_get(key: str) -> tuple[list[MolGraph | None], list[str]] | None:
+def memory_get(key: str) -> tuple[MoleculeStore, list[str]] | None:
     hit = _MEMORY.get(key)
     if hit is not None:
         _MEMORY.move_to_end(key)
     return hit
 
 
-def memory_put(key: str, graphs: list[MolGraph | None], reasons: list[str]) -> None:
-    _MEMORY[key] = (graphs, reasons)
+def memory_put(key: str, store: MoleculeStore, reasons: list[str]) -> None:
+    _MEMORY[key] = (store, reasons)
     _MEMORY.move_to_end(key)
     while len(_MEMORY) > _MEMORY_SLOTS:
         _MEMORY.popitem(last=False)
@@ -75,78 +80,49 @@ def clear_memory_cache() -> None:
     _MEMORY.clear()
 
 
-def save_features(path: Path, graphs: Sequence[MolGraph | None], reasons: Sequence[str], smiles: Sequence[str]) -> None:
-    """Store one featurization: graphs for kept rows, a skip reason ("" if kept) for every row."""
-    kept = [g for g in graphs if g is not None]
-    n = [g.n_atoms for g in kept]
-    e = [g.edge_index.shape[1] for g in kept]
-    atom_dim = kept[0].atom_dim if kept else 0
-    bond_dim = kept[0].bond_dim if kept else 0
-    dist = [g.distances.reshape(-1) for g in kept]
-    dist_flat = torch.cat(dist) if dist else torch.zeros(0)
-    payload = {
-        "format": FORMAT,
-        "n_rows": len(graphs),
-        "reasons": list(reasons),
-        "atom_counts": torch.tensor(n, dtype=torch.int64),
-        "edge_counts": torch.tensor(e, dtype=torch.int64),
-        "atoms": _sparse(torch.cat([g.atoms for g in kept]) if kept else torch.zeros(0, atom_dim)),
-        "edge_index": (torch.cat([g.edge_index for g in kept], dim=1) if kept else torch.zeros(2, 0)).to(torch.int32),
-        "edge_attr": _table(torch.cat([g.edge_attr for g in kept]) if kept else torch.zeros(0, bond_dim)),
-        # int16 halves the file; -1 stands for "unreachable" (inf)
-        "distances": torch.where(torch.isinf(dist_flat), -1.0, dist_flat).to(torch.int16),
-    }
-    atomic_write(path, lambda tmp: torch.save(payload, tmp))
+def save_features(folder: Path, store: MoleculeStore, reasons: Sequence[str], featurizer: "Featurizer") -> None:
+    """Store one featurization in ``folder``: the store's arrays (``.npy``) and ``meta.json`` with
+    the skip reason of every row that is not in the store.
+
+    Written into a temporary folder beside ``folder`` and renamed, so a reader never sees half a
+    cache; when another process wrote the same folder first, its copy is kept.
+    """
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}.", suffix=".part"))
+    try:
+        tmp.rmdir()
+        meta = {"format": FORMAT, "n_rows": len(reasons), "featurizer": featurizer.key,
+                "columns": _layout(featurizer), "reasons": {str(i): r for i, r in enumerate(reasons) if r}}
+        save_store(tmp, store, meta)
+        if folder.exists():  # a stale or unreadable copy (a good one would have been read)
+            shutil.rmtree(folder, ignore_errors=True)
+        try:
+            os.replace(tmp, folder)
+        except OSError:
+            if not (folder / "meta.json").is_file():
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
-def _sparse(x: torch.Tensor) -> dict[str, torch.Tensor | list[int]]:
-    """Features are mostly one-hot zeros: keep (row, column, value) of the nonzeros (~8× smaller)."""
-    rows, cols = x.nonzero(as_tuple=True)
-    return {"shape": list(x.shape), "rows": rows.to(torch.int32), "cols": cols.to(torch.int16), "values": x[rows, cols]}
-
-
-def _dense(d: dict) -> torch.Tensor:
-    out = torch.zeros(d["shape"], dtype=d["values"].dtype)
-    out[d["rows"].long(), d["cols"].long()] = d["values"]
-    return out
-
-
-def _table(x: torch.Tensor) -> dict[str, torch.Tensor]:
-    """Bond features take few distinct values: keep the distinct rows and an index per row."""
-    if x.shape[0] == 0:
-        return {"rows": x, "index": torch.zeros(0, dtype=torch.int32)}
-    rows, inverse = torch.unique(x, dim=0, return_inverse=True)
-    return {"rows": rows, "index": inverse.to(torch.int32)}
-
-
-def _untable(d: dict) -> torch.Tensor:
-    return d["rows"][d["index"].long()]
-
-
-def load_features(path: Path, smiles: Sequence[str]) -> tuple[list[MolGraph | None], list[str]] | None:
-    """Read what :func:`save_features` wrote; ``None`` if missing, stale or unreadable."""
-    if not path.is_file():
+def load_features(folder: Path, n_rows: int, featurizer: "Featurizer") -> tuple[MoleculeStore, list[str]] | None:
+    """Read what :func:`save_features` wrote, arrays memory-mapped; ``None`` if missing, stale
+    (another row count or feature layout) or unreadable."""
+    if not (folder / "meta.json").is_file():
         return None
     try:
-        d = torch.load(path, weights_only=True)
-    except Exception:  # a corrupt or foreign file is just a cache miss
+        store, meta = load_store(folder, mmap=True)
+        if meta.get("format") != FORMAT or meta.get("n_rows") != n_rows or meta.get("columns") != _layout(featurizer):
+            return None
+        reasons = [""] * n_rows
+        for i, r in meta["reasons"].items():
+            reasons[int(i)] = r
+    except (OSError, ValueError, KeyError, TypeError, IndexError, AttributeError):  # corrupt or foreign: a miss
         return None
-    if not isinstance(d, dict) or d.get("format") != FORMAT or d.get("n_rows") != len(smiles):
+    if n_rows - sum(1 for r in reasons if r) != len(store):
         return None
-    counts = d["atom_counts"].tolist()
-    atoms = torch.split(_dense(d["atoms"]), counts)
-    edge_index = torch.split(d["edge_index"].long(), d["edge_counts"].tolist(), dim=1)
-    edge_attr = torch.split(_untable(d["edge_attr"]), d["edge_counts"].tolist())
-    dist_all = d["distances"].to(torch.float32)
-    dist_all = torch.where(dist_all < 0, torch.inf, dist_all)
-    dists = torch.split(dist_all, [c * c for c in counts])
-    graphs: list[MolGraph | None] = []
-    k = 0
-    for i, reason in enumerate(d["reasons"]):
-        if reason:
-            graphs.append(None)
-            continue
-        c = counts[k]
-        graphs.append(MolGraph(atoms[k], edge_index[k], edge_attr[k], dists[k].view(c, c), smiles=smiles[i]))
-        k += 1
-    return graphs, list(d["reasons"])
+    return store, reasons
+
+
+def _layout(featurizer: "Featurizer") -> dict[str, list[list[str]]]:
+    return {"atom": column_layout(featurizer.atom_columns), "bond": column_layout(featurizer.bond_columns)}

@@ -9,7 +9,6 @@ empty SMILES, more heavy atoms than ``max_atoms``, no label at all) are skipped 
 from __future__ import annotations
 
 import os
-import sys
 import warnings
 from collections import Counter
 from dataclasses import replace
@@ -19,25 +18,24 @@ from typing import Any, NamedTuple, Sequence
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Subset
+from torch.utils.data import DataLoader
 
 from gradscope.chem import cache as _cache
-from gradscope.chem._rdkit import parse_smiles
 from gradscope.chem import duplicates as _duplicates
-from gradscope.chem.batch import DEFAULT_PAIR_BUDGET, GraphBatch, collate, size_batches
+from gradscope.chem.batch import DEFAULT_PAIR_BUDGET, GraphBatch, size_batches
+from gradscope.chem.collation import assemble, hop_distances, parts_from_store
+from gradscope.chem.featurize import (EMPTY, PROGRESS_MIN, TOO_LARGE, UNPARSEABLE, check_workers,  # noqa: F401
+                                      featurize_column, featurize_smiles)
 from gradscope.chem.featurizers import Featurizer, get_featurizer
 from gradscope.chem.graph import MolGraph
+from gradscope.chem.store import MoleculeStore
 from gradscope.chem.registry import CLASSIFICATION, DatasetInfo, dataset_info, is_registered
 from gradscope.chem.spec import DEMO, DatasetSpec
 from gradscope.chem.standardize import Standardizer
 from gradscope.chem.tables import Table, find_smiles_column, infer_targets, infer_task, parse_labels, read_table
 from gradscope.errors import GradscopeError
 
-UNPARSEABLE = "unparseable SMILES"
-EMPTY = "empty SMILES"
 NO_LABELS = "no labels"
-TOO_LARGE = "too many atoms"
-PROGRESS_MIN = 500  # show a progress bar from this many molecules on
 
 
 class DataWarning(UserWarning):
@@ -55,29 +53,37 @@ class SkippedRow(NamedTuple):
 class MoleculeDataset(torch.utils.data.Dataset):
     """Featurized molecules with their labels; indexable like a torch ``Dataset``.
 
-    ``dataset[i]`` is a :class:`MolGraph` carrying ``y`` (float32 ``[T]``, NaN = missing) and
-    ``index=i``. Attributes: ``spec`` (fully resolved), ``smiles``, ``labels`` (float32
-    ``[N, T]`` with NaN), ``rows`` (source row of each molecule), ``skipped``, ``task``, ``metric``,
-    ``target_names``, ``featurizer``, ``source`` and ``source_sha256``.
+    The molecules are kept compactly (:class:`~gradscope.chem.store.MoleculeStore`: feature
+    codes, bonds and SMILES in a few flat arrays, memory-mapped when they come from the disk
+    cache); dense tensors are built per batch. ``dataset[i]`` is a :class:`MolGraph` carrying
+    ``y`` (float32 ``[T]``, NaN = missing) and ``index=i``. Attributes: ``spec`` (fully resolved),
+    ``smiles``, ``labels`` (float32 ``[N, T]`` with NaN), ``rows`` (source row of each
+    molecule), ``skipped``, ``task``, ``metric``, ``target_names``, ``featurizer``, ``source``,
+    ``source_sha256``, ``store``, and ``batch_fields``: extra batch fields every batch of this
+    dataset carries in ``batch.extras`` (:func:`gradscope.chem.collation.register_batch_field`).
     """
 
     def __init__(
         self,
         *,
         spec: DatasetSpec,
-        graphs: Sequence[MolGraph],
+        store: MoleculeStore,
         labels: np.ndarray,
         rows: np.ndarray,
         skipped: Sequence[SkippedRow],
         featurizer: Featurizer,
         source: str,
         source_sha256: str,
+        positions: np.ndarray | None = None,
     ) -> None:
         assert spec.targets is not None and spec.task is not None and spec.metric is not None
-        if labels.shape != (len(graphs), len(spec.targets)):
+        n = len(store) if positions is None else len(positions)
+        if labels.shape != (n, len(spec.targets)):
             raise ValueError("labels must be [n_molecules, n_targets]")
         self.spec = spec
-        self.graphs = list(graphs)
+        self.store = store
+        #: store position of each molecule (None: the store's molecules in order)
+        self.positions = None if positions is None else np.asarray(positions, dtype=np.int64)
         self.labels = np.asarray(labels, dtype=np.float32)
         self.rows = np.asarray(rows, dtype=np.int64)
         self.skipped = list(skipped)
@@ -86,7 +92,8 @@ class MoleculeDataset(torch.utils.data.Dataset):
         self.featurizer = featurizer
         self.source = source
         self.source_sha256 = source_sha256
-        self._y = torch.from_numpy(self.labels)
+        self.batch_fields: tuple[str, ...] = ()
+        self._n_atoms: np.ndarray | None = None
 
     # -- identity -------------------------------------------------------------------------
     @property
@@ -119,25 +126,48 @@ class MoleculeDataset(torch.utils.data.Dataset):
 
     @property
     def smiles(self) -> list[str]:
-        return [g.smiles for g in self.graphs]
+        return self.store.all_smiles(self.positions)
 
     @property
     def n_atoms(self) -> np.ndarray:
         """int64 ``[N]``: atoms of each molecule."""
-        return np.array([g.n_atoms for g in self.graphs], dtype=np.int64)
+        if self._n_atoms is None:
+            counts = self.store.n_atoms
+            self._n_atoms = counts if self.positions is None else counts[self.positions]
+        return self._n_atoms
 
     @property
     def label_mask(self) -> np.ndarray:
         """bool ``[N, T]``: True where a label is present."""
         return ~np.isnan(self.labels)
 
+    @property
+    def nbytes(self) -> int:
+        """Bytes this dataset keeps for its molecules (store, labels, rows, positions)."""
+        extra = sum(a.nbytes for a in (self.labels, self.rows, self.positions, self._n_atoms) if a is not None)
+        return self.store.nbytes + int(extra)
+
+    def _store_positions(self, indices: np.ndarray) -> np.ndarray:
+        n = len(self)
+        if indices.size and (indices.min() < -n or indices.max() >= n):
+            raise IndexError(f"molecule index out of range for a dataset of {n}")
+        indices = np.where(indices < 0, indices + n, indices)
+        return indices if self.positions is None else self.positions[indices]
+
     # -- torch Dataset --------------------------------------------------------------------
     def __len__(self) -> int:
-        return len(self.graphs)
+        return len(self.labels)
 
     def __getitem__(self, i: int) -> MolGraph:
         i = int(i)
-        return self.graphs[i].with_labels(self._y[i], index=i if i >= 0 else len(self) + i)
+        i = i + len(self) if i < 0 else i
+        pos = self._store_positions(np.array([i]))
+        parts = parts_from_store(self.store, self.featurizer, pos)
+        return MolGraph(
+            atoms=parts.atoms, edge_index=torch.stack([parts.edge_src, parts.edge_dst]), edge_attr=parts.edge_attr,
+            distances=hop_distances(parts)[0], smiles=self.store.smiles(int(pos[0])), y=torch.from_numpy(self.labels[i]),
+            index=i,
+        )
 
     def batch(
         self,
@@ -146,9 +176,14 @@ class MoleculeDataset(torch.utils.data.Dataset):
         standardizer: Standardizer | None = None,
         pad_to: int | None = None,
     ) -> GraphBatch:
-        """One :class:`GraphBatch` of the molecules at ``indices`` (default: all of them)."""
-        idx = range(len(self)) if indices is None else np.asarray(indices, dtype=np.int64).tolist()
-        return collate([self[i] for i in idx], standardizer=standardizer, pad_to=pad_to, n_tasks=self.n_tasks)
+        """One :class:`GraphBatch` of the molecules at ``indices`` (default: all of them), built
+        from the compact store in one vectorised pass (:mod:`gradscope.chem.collation`)."""
+        idx = np.arange(len(self)) if indices is None else np.asarray(indices, dtype=np.int64).reshape(-1)
+        if idx.size == 0:
+            raise GradscopeError("cannot collate an empty list of molecules")
+        parts = parts_from_store(self.store, self.featurizer, self._store_positions(idx), pad_to)
+        index = np.where(idx < 0, idx + len(self), idx)
+        return assemble(parts, self.labels[index], index, standardizer=standardizer, fields=self.batch_fields)
 
     def size_batches(
         self,
@@ -182,19 +217,18 @@ class MoleculeDataset(torch.utils.data.Dataset):
         """A ``DataLoader`` of :class:`GraphBatch` es over ``indices`` (default: everything).
 
         ``shuffle`` uses a generator seeded with ``seed`` (same order every run); other keyword
-        arguments (``pin_memory``, ``num_workers``, ...) go to ``DataLoader``.
+        arguments (``pin_memory``, ``num_workers``, ...) go to ``DataLoader``. The loader samples
+        dataset positions and builds each batch with :meth:`batch`.
         """
-        data: torch.utils.data.Dataset = self
-        if indices is not None:
-            data = Subset(self, np.asarray(indices, dtype=np.int64).tolist())
+        idx = np.arange(len(self)) if indices is None else np.asarray(indices, dtype=np.int64)
         generator = torch.Generator().manual_seed(seed) if shuffle else None
         return DataLoader(
-            data,
+            _Positions(idx),
             batch_size=batch_size,
             shuffle=shuffle,
             generator=generator,
             drop_last=drop_last,
-            collate_fn=partial(collate, standardizer=standardizer, n_tasks=self.n_tasks),
+            collate_fn=partial(_batch_of, self, standardizer),
             **kwargs,
         )
 
@@ -216,51 +250,29 @@ class MoleculeDataset(torch.utils.data.Dataset):
         return f"MoleculeDataset({self.summary()})"
 
 
+class _Positions(torch.utils.data.Dataset):
+    """Dataset positions as a torch Dataset: what :meth:`MoleculeDataset.loader` samples."""
+
+    def __init__(self, idx: np.ndarray) -> None:
+        self.idx = idx
+
+    def __len__(self) -> int:
+        return len(self.idx)
+
+    def __getitem__(self, i: int) -> int:
+        return int(self.idx[i])
+
+
+def _batch_of(dataset: MoleculeDataset, standardizer: Standardizer | None, indices: list[int]) -> GraphBatch:
+    return dataset.batch(indices, standardizer=standardizer)
+
+
 # -------------------------------------------------------------------------------------------
 # featurization with caching
 
-def featurize_smiles(
-    smiles: Sequence[str],
-    featurizer: "str | Featurizer" = "compt",
-    *,
-    max_atoms: int | None = None,
-    progress: bool = False,
-    desc: str = "featurizing",
-) -> tuple[list[MolGraph | None], list[str]]:
-    """Featurize SMILES strings (no caching): a graph or ``None`` per input, and skip reasons
-    (``""`` for molecules that were featurized)."""
-    feat = get_featurizer(featurizer)
-    graphs: list[MolGraph | None] = []
-    reasons: list[str] = []
-    show = progress and len(smiles) >= PROGRESS_MIN
-    from tqdm.auto import tqdm
-
-    for s in tqdm(smiles, desc=desc, unit="mol", disable=not show, file=sys.stderr, leave=False, mininterval=0.5):
-        s = s.strip()
-        if not s:
-            graphs.append(None)
-            reasons.append(EMPTY)
-            continue
-        mol = parse_smiles(s)
-        if mol is None:
-            graphs.append(None)
-            reasons.append(UNPARSEABLE)
-            continue
-        n = mol.GetNumAtoms()
-        if n == 0:
-            graphs.append(None)
-            reasons.append(EMPTY)
-        elif max_atoms is not None and n > max_atoms:
-            graphs.append(None)
-            reasons.append(f"{TOO_LARGE} ({n} > max_atoms={max_atoms})")
-        else:
-            graphs.append(feat.featurize(mol, smiles=s))
-            reasons.append("")
-    return graphs, reasons
-
-
 def _featurize_cached(
-    table: Table,
+    smiles: list[str],
+    sha256: str,
     smiles_column: str,
     feat: Featurizer,
     max_atoms: int | None,
@@ -269,26 +281,24 @@ def _featurize_cached(
     use_cache: bool,
     progress: bool,
     desc: str,
-) -> tuple[list[MolGraph | None], list[str]]:
-    smiles = [s.strip() for s in table.column(smiles_column)]
-    key = _cache.feature_key(table.sha256, smiles_column, feat.key, max_atoms)
+    workers: int,
+) -> tuple[MoleculeStore, list[str]]:
+    key = _cache.feature_key(sha256, smiles_column, feat.key, max_atoms)
+    folder = cache_root / "features" / f"{_safe(desc)}-{key}"
     if use_cache:
-        hit = _cache.memory_get(key)
-        if hit is not None:
-            return hit
-        path = cache_root / "features" / f"{_safe(desc)}-{key}.pt"
-        hit = _cache.load_features(path, smiles)
+        hit = _cache.memory_get(key) or _cache.load_features(folder, len(smiles), feat)
         if hit is not None:
             _cache.memory_put(key, *hit)
             return hit
-    graphs, reasons = featurize_smiles(smiles, feat, max_atoms=max_atoms, progress=progress, desc=f"featurizing {desc}")
+    store, reasons = featurize_column(smiles, feat, max_atoms=max_atoms, workers=workers, progress=progress,
+                                      desc=f"featurizing {desc}")
     if use_cache:
-        _cache.memory_put(key, graphs, reasons)
+        _cache.memory_put(key, store, reasons)
         try:
-            _cache.save_features(path, graphs, reasons, smiles)
+            _cache.save_features(folder, store, reasons, feat)
         except OSError as exc:
-            warnings.warn(f"could not write the feature cache {path} ({exc}); continuing without it", DataWarning, 2)
-    return graphs, reasons
+            warnings.warn(f"could not write the feature cache {folder} ({exc}); continuing without it", DataWarning, 2)
+    return store, reasons
 
 
 def _safe(name: str) -> str:
@@ -318,6 +328,7 @@ def load_dataset(
     download: bool = True,
     progress: bool = True,
     use_cache: bool = True,
+    workers: int = 1,
 ) -> MoleculeDataset:
     """Load a dataset by name (``"bbbp"``, ``"tox21"``, ..., ``"demo"``), CSV path, or spec.
 
@@ -330,8 +341,10 @@ def load_dataset(
         cache_dir: cache root (default ``$GRADSCOPE_CACHE`` or ``~/.cache/gradscope``).
         base_url: download location (default ``$GRADSCOPE_DATA_URL`` or DeepChem's bucket).
         download: allow downloading a named dataset that is not cached.
-        progress: show progress bars (download, featurization of ≥ 500 molecules).
+        progress: show progress (download; featurization of ≥ 500 molecules): bars on a
+            terminal, lines in logs elsewhere (:mod:`gradscope.chem.progress`).
         use_cache: read and write the feature cache.
+        workers: processes that featurize in parallel (a cache hit needs none).
 
     Raises:
         GradscopeError: unknown name, missing file, unknown column, no usable molecule, offline.
@@ -353,31 +366,68 @@ def load_dataset(
             dataset_info(src)  # raises "unknown dataset ..."
             raise AssertionError  # pragma: no cover
     return _load(spec, data_dir=data_dir, cache_dir=cache_dir, base_url=base_url, download=download,
-                 progress=progress, use_cache=use_cache)
+                 progress=progress, use_cache=use_cache, workers=check_workers(workers))
 
 
 def _looks_like_path(src: str) -> bool:
     return os.sep in src or "/" in src or src.lower().endswith((".csv", ".gz", ".tsv", ".txt"))
 
 
-def _load(spec: DatasetSpec, *, data_dir, cache_dir, base_url, download, progress, use_cache) -> MoleculeDataset:
+def _load(spec: DatasetSpec, *, data_dir, cache_dir, base_url, download, progress, use_cache,
+          workers) -> MoleculeDataset:
+    table, info = _read_source(spec, data_dir=data_dir, cache_dir=cache_dir, base_url=base_url, download=download,
+                               progress=progress)
+    resolved, labels, n_bad_values = _resolve_columns(spec, table, info)
+    # from here on only the SMILES column is needed: the table (all rows as Python strings) goes
+    smiles = [s.strip() for s in table.column(resolved.smiles_column)]
+    source, sha256 = table.source, table.sha256
+    del table
+    feat = get_featurizer(resolved.featurizer)
+    store, reasons = _featurize_cached(
+        smiles, sha256, str(resolved.smiles_column), feat, resolved.max_atoms, cache_root=_cache.cache_dir(cache_dir),
+        use_cache=use_cache, progress=progress, desc=resolved.display_name, workers=workers,
+    )
+    featurized = np.array([not r for r in reasons], dtype=bool)
+    no_label = np.isnan(labels).all(axis=1)
+    skipped = [SkippedRow(i, smiles[i], reason or NO_LABELS) for i, reason in enumerate(reasons) if reason or no_label[i]]
+    keep = np.flatnonzero(featurized & ~no_label)
+    store_pos = np.cumsum(featurized) - 1  # row → position in the store (rows that were featurized)
+    groups, keep, skipped = _apply_duplicates(smiles, labels, keep, store.keys[store_pos[keep]], skipped,
+                                              resolved.duplicates)
+    if not len(keep):
+        raise GradscopeError(f"no usable molecule in {source} ({len(smiles)} rows: {_reason_counts(skipped)})")
+    positions = store_pos[keep]
+    dataset = MoleculeDataset(
+        spec=resolved, store=store, labels=labels[keep], rows=keep, skipped=skipped, featurizer=feat, source=source,
+        source_sha256=sha256, positions=None if np.array_equal(positions, np.arange(len(store))) else positions,
+    )
+    dataset.duplicates = groups
+    _warn_about_rows(dataset, len(smiles), n_bad_values)
+    return dataset
+
+
+def _read_source(spec: DatasetSpec, *, data_dir, cache_dir, base_url, download, progress
+                 ) -> tuple[Table, DatasetInfo | None]:
+    """The table a spec names (the demo, a local file, or a registered dataset found or downloaded)."""
     info: DatasetInfo | None = None
     if spec.name == DEMO:
         from gradscope.chem.demo import demo_table
 
-        table = demo_table()
-    else:
-        if spec.name is not None:
-            info = dataset_info(spec.name)
-        if spec.path is not None:
-            table = read_table(spec.path)
-        else:
-            from gradscope.chem.download import locate
+        return demo_table(), None
+    if spec.name is not None:
+        info = dataset_info(spec.name)
+    if spec.path is not None:
+        return read_table(spec.path), info
+    from gradscope.chem.download import locate
 
-            assert info is not None
-            table = read_table(locate(info, data_dir=data_dir, cache=cache_dir, base_url=base_url,
-                                      download=download, progress=progress))
+    assert info is not None
+    return read_table(locate(info, data_dir=data_dir, cache=cache_dir, base_url=base_url, download=download,
+                             progress=progress)), info
 
+
+def _resolve_columns(spec: DatasetSpec, table: Table, info: DatasetInfo | None
+                     ) -> tuple[DatasetSpec, np.ndarray, int]:
+    """The spec with SMILES column, targets, task and metric filled in; labels; bad label values."""
     smiles_col = find_smiles_column(table, spec.smiles_column or (info.smiles_column if info else None))
     target_cols = infer_targets(table, smiles_col, spec.targets or (info.targets if info else None))
     labels, n_bad_values = parse_labels(table, target_cols)
@@ -391,70 +441,47 @@ def _load(spec: DatasetSpec, *, data_dir, cache_dir, base_url, download, progres
                 "use task='regression' for continuous targets"
             )
     metric = spec.metric or (info.metric if info else None) or ("roc_auc" if task == CLASSIFICATION else "rmse")
-    resolved = replace(spec, smiles_column=smiles_col, targets=target_cols, task=task, metric=metric)
-
-    feat = get_featurizer(resolved.featurizer)
-    graphs, reasons = _featurize_cached(
-        table, smiles_col, feat, resolved.max_atoms, cache_root=_cache.cache_dir(cache_dir),
-        use_cache=use_cache, progress=progress, desc=resolved.display_name,
-    )
-    no_label = np.isnan(labels).all(axis=1)
-    keep: list[int] = []
-    skipped: list[SkippedRow] = []
-    for i, (g, reason) in enumerate(zip(graphs, reasons)):
-        if not reason and no_label[i]:
-            reason = NO_LABELS
-        if reason:
-            skipped.append(SkippedRow(i, table.rows[i][table.index_of(smiles_col)].strip(), reason))
-        else:
-            keep.append(i)
-    groups, keep, skipped = _apply_duplicates(table, smiles_col, labels, keep, skipped, resolved.duplicates)
-    if not keep:
-        raise GradscopeError(
-            f"no usable molecule in {table.source} ({len(table.rows)} rows: {_reason_counts(skipped)})"
-        )
-    rows = np.asarray(keep, dtype=np.int64)
-    dataset = MoleculeDataset(
-        spec=resolved,
-        graphs=[graphs[i] for i in keep],  # type: ignore[misc]
-        labels=labels[rows],
-        rows=rows,
-        skipped=skipped,
-        featurizer=feat,
-        source=table.source,
-        source_sha256=table.sha256,
-    )
-    dataset.duplicates = groups
-    if skipped or n_bad_values or groups:
-        parts = []
-        if skipped:
-            first = ", ".join(str(s.row) for s in skipped[:8]) + (", ..." if len(skipped) > 8 else "")
-            parts.append(f"skipped {len(skipped)} of {len(table.rows)} rows ({_reason_counts(skipped)}; data rows "
-                         f"{first}, counted from 0 after the header)")
-        if n_bad_values:
-            parts.append(f"{n_bad_values} non-numeric label values treated as missing")
-        if groups and resolved.duplicates == "keep":
-            parts.append(f"{_duplicates.describe(groups, len(keep))}, kept: copies may fall into different splits "
-                         "(duplicates='first' / --duplicates first keeps one copy)")
-        warnings.warn(f"{resolved.display_name}: {'; '.join(parts)}", DataWarning, stacklevel=3)
-    return dataset
+    return replace(spec, smiles_column=smiles_col, targets=target_cols, task=task, metric=metric), labels, n_bad_values
 
 
-def _apply_duplicates(table: Table, smiles_col: str, labels: np.ndarray, keep: list[int],
+def _warn_about_rows(dataset: MoleculeDataset, n_rows: int, n_bad_values: int) -> None:
+    """One DataWarning line about skipped rows, non-numeric labels and duplicates kept."""
+    skipped, groups = dataset.skipped, dataset.duplicates
+    if not (skipped or n_bad_values or groups):
+        return
+    parts = []
+    if skipped:
+        first = ", ".join(str(s.row) for s in skipped[:8]) + (", ..." if len(skipped) > 8 else "")
+        parts.append(f"skipped {len(skipped)} of {n_rows} rows ({_reason_counts(skipped)}; data rows {first}, "
+                     "counted from 0 after the header)")
+    if n_bad_values:
+        parts.append(f"{n_bad_values} non-numeric label values treated as missing")
+    if groups and dataset.spec.duplicates == "keep":
+        parts.append(f"{_duplicates.describe(groups, len(dataset))}, kept: copies may fall into different splits "
+                     "(duplicates='first' / --duplicates first keeps one copy)")
+    warnings.warn(f"{dataset.name}: {'; '.join(parts)}", DataWarning, stacklevel=4)
+
+
+def _apply_duplicates(smiles: list[str], labels: np.ndarray, keep: np.ndarray, keys: np.ndarray,
                       skipped: list[SkippedRow], policy: str
-                      ) -> tuple[list["_duplicates.DuplicateGroup"], list[int], list[SkippedRow]]:
+                      ) -> tuple[list["_duplicates.DuplicateGroup"], np.ndarray, list[SkippedRow]]:
     """Find molecules present in several kept rows and apply ``policy`` (``keep`` or ``first``).
 
-    Returns the duplicate groups (in data-row numbers), the rows still kept and the skipped rows.
+    ``keys`` (a hash of each kept molecule's canonical SMILES, computed when it was featurized)
+    narrows the search to rows whose key repeats; :func:`~gradscope.chem.duplicates.find_duplicates`
+    then groups those few by canonical SMILES exactly, as it would among all rows (equal canonical
+    SMILES have equal keys). Returns the duplicate groups (in data-row numbers), the rows still kept
+    and the skipped rows.
     """
-    col = table.index_of(smiles_col)
-    found = _duplicates.find_duplicates([table.rows[i][col] for i in keep], labels[keep])
-    groups = [_duplicates.DuplicateGroup(tuple(keep[p] for p in g.rows), g.conflicting) for g in found]
+    _, inverse, counts = np.unique(keys, return_inverse=True, return_counts=True)
+    candidates = keep[counts[inverse.reshape(-1)] > 1]
+    found = _duplicates.find_duplicates([smiles[i] for i in candidates], labels[candidates])
+    groups = [_duplicates.DuplicateGroup(tuple(int(candidates[p]) for p in g.rows), g.conflicting) for g in found]
     drop = _duplicates.rows_to_drop(groups, policy)
     if not drop:
         return groups, keep, skipped
-    skipped = sorted(skipped + [SkippedRow(r, table.rows[r][col].strip(), why) for r, why in drop.items()])
-    return groups, [i for i in keep if i not in drop], skipped
+    skipped = sorted(skipped + [SkippedRow(r, smiles[r], why) for r, why in drop.items()])
+    return groups, keep[~np.isin(keep, list(drop))], skipped
 
 
 def _reason_counts(skipped: Sequence[SkippedRow]) -> str:

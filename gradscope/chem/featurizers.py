@@ -17,15 +17,18 @@ version). Two presets:
     unknown slot, aromaticity, ring membership, degree / 4, H count / 4 (14 atom features); bond
     type one-hot, conjugated, in ring (6 bond features).
 
-The topological distance matrix comes from ``Chem.GetDistanceMatrix`` (``inf`` between
-disconnected fragments). Feature values are built column by column with numpy fancy indexing, so
-featurizing thousands of molecules takes seconds.
+Each column (:mod:`gradscope.chem.columns`) reads one small code per atom or bond (a one-hot
+slot, a raw integer, a float32 value); :meth:`Featurizer.encode` reads the codes of many molecules
+at once into a compact :class:`~gradscope.chem.store.MoleculeStore`, which is what datasets keep,
+and the dense features are decoded from the codes when a batch is built. :meth:`Featurizer.featurize`
+returns one molecule's dense :class:`MolGraph`, its topological distance matrix from
+``Chem.GetDistanceMatrix`` (``inf`` between disconnected fragments).
 """
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
-from typing import Any, Callable, Hashable, Sequence
+from dataclasses import dataclass
+from typing import Sequence
 
 import numpy as np
 import torch
@@ -33,76 +36,14 @@ from rdkit import Chem
 from rdkit.Chem import rdPartialCharges
 
 from gradscope.chem._rdkit import parse_smiles
+from gradscope.chem.columns import Column, OneHot, Scalar, decode_columns, encode_columns
 from gradscope.chem.graph import MolGraph
+from gradscope.chem.store import MoleculeStore, build_store
 from gradscope.errors import ConfigError, GradscopeError
 
 HT = Chem.rdchem.HybridizationType
 BT = Chem.rdchem.BondType
 BS = Chem.rdchem.BondStereo
-
-
-@dataclass(frozen=True)
-class OneHot:
-    """A one-hot column block: ``key(obj)`` looked up in ``choices``; unmatched → the unknown slot.
-
-    Without an unknown slot an unmatched value leaves the whole block zero.
-    """
-
-    name: str
-    key: Callable[[Any], Hashable]
-    choices: tuple
-    unknown: bool = True
-    _lookup: dict = field(init=False, repr=False, compare=False)
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "_lookup", {c: i for i, c in enumerate(self.choices)})
-
-    @property
-    def width(self) -> int:
-        return len(self.choices) + int(self.unknown)
-
-    def fill(self, out: np.ndarray, offset: int, objs: Sequence[Any]) -> None:
-        miss = len(self.choices) if self.unknown else -1
-        idx = np.fromiter((self._lookup.get(self.key(o), miss) for o in objs), dtype=np.int64, count=len(objs))
-        rows = np.arange(len(objs))
-        keep = idx >= 0
-        out[rows[keep], offset + idx[keep]] = 1.0
-
-    def describe(self) -> str:
-        labels = ", ".join(_label(c) for c in self.choices)
-        return f"one-hot over [{labels}]" + (" + unknown" if self.unknown else "")
-
-
-@dataclass(frozen=True)
-class Scalar:
-    """One numeric column: ``value(obj) * scale``; NaN/inf (e.g. Gasteiger failures) become 0."""
-
-    name: str
-    value: Callable[[Any], float]
-    scale: float = 1.0
-    note: str = ""
-
-    width = 1
-
-    def fill(self, out: np.ndarray, offset: int, objs: Sequence[Any]) -> None:
-        vals = np.fromiter((self.value(o) for o in objs), dtype=np.float64, count=len(objs))
-        vals = np.where(np.isfinite(vals), vals, 0.0) * self.scale
-        out[:, offset] = vals
-
-    def describe(self) -> str:
-        text = self.note or "value"
-        return text if self.scale == 1.0 else f"{text} × {_num(self.scale)}"
-
-
-Column = OneHot | Scalar
-
-
-def _label(c: Any) -> str:
-    return str(c).split(".")[-1]
-
-
-def _num(x: float) -> str:
-    return f"1/{round(1 / x)}" if x < 1 and abs(1 / x - round(1 / x)) < 1e-9 else f"{x:g}"
 
 
 def _gasteiger(atom: Chem.Atom) -> float:
@@ -131,6 +72,12 @@ class Featurizer:
     bond_columns: tuple[Column, ...]
     gasteiger: bool = False
 
+    def __post_init__(self) -> None:
+        for kind, cols in (("atom", self.atom_columns), ("bond", self.bond_columns)):
+            names = [c.name for c in cols]
+            if len(set(names)) != len(names):
+                raise ValueError(f"featurizer {self.name!r}: {kind} column names must be unique, got {names}")
+
     @property
     def atom_dim(self) -> int:
         return sum(c.width for c in self.atom_columns)
@@ -156,31 +103,46 @@ class Featurizer:
 
     def featurize(self, mol: Chem.Mol, smiles: str = "") -> MolGraph:
         """Featurize a parsed RDKit molecule (hydrogens implicit, as parsed from SMILES)."""
-        if self.gasteiger:
-            # Gasteiger charges are stored as atom properties on this Mol object.
-            rdPartialCharges.ComputeGasteigerCharges(mol, throwOnParamFailure=False)
-        n = mol.GetNumAtoms()
-        atoms = [mol.GetAtomWithIdx(i) for i in range(n)]  # faster than list(mol.GetAtoms())
-        x = np.zeros((n, self.atom_dim), dtype=np.float32)
-        _fill(x, self.atom_columns, atoms)
-
-        bonds = [mol.GetBondWithIdx(i) for i in range(mol.GetNumBonds())]
-        e = np.zeros((len(bonds), self.bond_dim), dtype=np.float32)
-        _fill(e, self.bond_columns, bonds)
-        begin = np.fromiter((b.GetBeginAtomIdx() for b in bonds), dtype=np.int64, count=len(bonds))
-        end = np.fromiter((b.GetEndAtomIdx() for b in bonds), dtype=np.int64, count=len(bonds))
-        edge_index = np.stack([np.concatenate([begin, end]), np.concatenate([end, begin])])
-        edge_attr = np.concatenate([e, e])
-
+        store = self.encode([mol], [smiles])
+        n, nb = store.n_atoms.tolist() + store.n_bonds.tolist()
+        atoms = self.decode_atoms(store.atom_codes, n)
+        e = self.decode_bonds(store.bond_codes, nb)
+        begin, end = (torch.from_numpy(store.bonds[:, k].astype(np.int64)) for k in (0, 1))
+        edge_index = torch.stack([torch.cat([begin, end]), torch.cat([end, begin])])
         dist = Chem.GetDistanceMatrix(mol).astype(np.float32) if n > 0 else np.zeros((0, 0), np.float32)
         dist[dist >= 1e7] = math.inf  # RDKit marks disconnected pairs with 1e8
-        return MolGraph(
-            atoms=torch.from_numpy(x),
-            edge_index=torch.from_numpy(edge_index),
-            edge_attr=torch.from_numpy(edge_attr),
-            distances=torch.from_numpy(dist),
-            smiles=smiles,
-        )
+        return MolGraph(atoms=atoms, edge_index=edge_index, edge_attr=torch.cat([e, e]),
+                        distances=torch.from_numpy(dist), smiles=smiles)
+
+    def encode(self, mols: Sequence[Chem.Mol], smiles: Sequence[str]) -> MoleculeStore:
+        """The compact codes of parsed molecules (:class:`~gradscope.chem.store.MoleculeStore`).
+
+        Each column reads all atoms (or bonds) of all ``mols`` in one call, which is what makes
+        featurizing fast. ``decode_atoms``/``decode_bonds`` give the dense features back.
+        """
+        atoms: list[Chem.Atom] = []
+        bonds: list[Chem.Bond] = []
+        n_atoms, n_bonds = [], []
+        for mol in mols:
+            if self.gasteiger:  # stored as atom properties on this Mol object
+                rdPartialCharges.ComputeGasteigerCharges(mol, throwOnParamFailure=False)
+            n, nb = mol.GetNumAtoms(), mol.GetNumBonds()
+            atoms.extend(mol.GetAtomWithIdx(i) for i in range(n))  # faster than mol.GetAtoms()
+            bonds.extend(mol.GetBondWithIdx(i) for i in range(nb))
+            n_atoms.append(n)
+            n_bonds.append(nb)
+        ends = np.fromiter((i for b in bonds for i in (b.GetBeginAtomIdx(), b.GetEndAtomIdx())),
+                           dtype=np.int64, count=2 * len(bonds))
+        return build_store(n_atoms, n_bonds, ends.reshape(-1, 2), encode_columns(self.atom_columns, atoms),
+                           encode_columns(self.bond_columns, bonds), smiles)
+
+    def decode_atoms(self, codes: "dict[str, np.ndarray]", n: int) -> torch.Tensor:
+        """Dense float32 ``[n, atom_dim]`` atom features from their codes."""
+        return decode_columns(self.atom_columns, codes, n)
+
+    def decode_bonds(self, codes: "dict[str, np.ndarray]", n: int) -> torch.Tensor:
+        """Dense float32 ``[n, bond_dim]`` features of ``n`` (undirected) bonds from their codes."""
+        return decode_columns(self.bond_columns, codes, n)
 
     def __reduce__(self):
         # presets pickle by name (their columns hold RDKit methods and lambdas), so datasets can
@@ -196,15 +158,6 @@ class Featurizer:
         return rows
 
 
-def _fill(out: np.ndarray, columns: Sequence[Column], objs: Sequence[Any]) -> None:
-    if not objs:
-        return
-    offset = 0
-    for col in columns:
-        col.fill(out, offset, objs)
-        offset += col.width
-
-
 # ---------------------------------------------------------------------------------------------
 # presets
 
@@ -218,21 +171,21 @@ COMPT = Featurizer(
     atom_columns=(
         OneHot("atomic_number", Chem.Atom.GetAtomicNum, tuple(range(1, 101))),
         OneHot("hybridization", Chem.Atom.GetHybridization, _HYBRIDIZATIONS),
-        Scalar("num_hs", lambda a: a.GetTotalNumHs(includeNeighbors=True), 1 / 8, "total H count"),
-        Scalar("degree", Chem.Atom.GetDegree, 1 / 4, "heavy-atom degree"),
-        Scalar("formal_charge", Chem.Atom.GetFormalCharge, 1 / 8, "formal charge"),
-        Scalar("valence", Chem.Atom.GetTotalValence, 1 / 8, "total valence"),
+        Scalar("num_hs", lambda a: a.GetTotalNumHs(includeNeighbors=True), 1 / 8, "total H count", store="int8"),
+        Scalar("degree", Chem.Atom.GetDegree, 1 / 4, "heavy-atom degree", store="int8"),
+        Scalar("formal_charge", Chem.Atom.GetFormalCharge, 1 / 8, "formal charge", store="int8"),
+        Scalar("valence", Chem.Atom.GetTotalValence, 1 / 8, "total valence", store="int8"),
         Scalar("gasteiger_charge", _gasteiger, 1.0, "Gasteiger partial charge (NaN → 0)"),
         Scalar("gasteiger_h_charge", _gasteiger_h, 1.0, "Gasteiger implicit-H charge (NaN → 0)"),
-        Scalar("aromatic", Chem.Atom.GetIsAromatic, 1.0, "1 if aromatic"),
-        Scalar("in_ring", Chem.Atom.IsInRing, 1.0, "1 if in a ring"),
+        Scalar("aromatic", Chem.Atom.GetIsAromatic, 1.0, "1 if aromatic", store="int8"),
+        Scalar("in_ring", Chem.Atom.IsInRing, 1.0, "1 if in a ring", store="int8"),
     ),
     bond_columns=(
         OneHot("bond_type", Chem.Bond.GetBondType, _BOND_TYPES, unknown=False),
         OneHot("stereo", Chem.Bond.GetStereo, _STEREO, unknown=False),
-        Scalar("conjugated", Chem.Bond.GetIsConjugated, 1.0, "1 if conjugated"),
-        Scalar("aromatic", Chem.Bond.GetIsAromatic, 1.0, "1 if aromatic"),
-        Scalar("in_ring", Chem.Bond.IsInRing, 1.0, "1 if in a ring"),
+        Scalar("conjugated", Chem.Bond.GetIsConjugated, 1.0, "1 if conjugated", store="int8"),
+        Scalar("aromatic", Chem.Bond.GetIsAromatic, 1.0, "1 if aromatic", store="int8"),
+        Scalar("in_ring", Chem.Bond.IsInRing, 1.0, "1 if in a ring", store="int8"),
     ),
     gasteiger=True,
 )
@@ -242,15 +195,15 @@ MINIMAL = Featurizer(
     version="1",
     atom_columns=(
         OneHot("element", Chem.Atom.GetSymbol, ("C", "N", "O", "F", "P", "S", "Cl", "Br", "I")),
-        Scalar("aromatic", Chem.Atom.GetIsAromatic, 1.0, "1 if aromatic"),
-        Scalar("in_ring", Chem.Atom.IsInRing, 1.0, "1 if in a ring"),
-        Scalar("degree", Chem.Atom.GetDegree, 1 / 4, "heavy-atom degree"),
-        Scalar("num_hs", lambda a: a.GetTotalNumHs(includeNeighbors=True), 1 / 4, "total H count"),
+        Scalar("aromatic", Chem.Atom.GetIsAromatic, 1.0, "1 if aromatic", store="int8"),
+        Scalar("in_ring", Chem.Atom.IsInRing, 1.0, "1 if in a ring", store="int8"),
+        Scalar("degree", Chem.Atom.GetDegree, 1 / 4, "heavy-atom degree", store="int8"),
+        Scalar("num_hs", lambda a: a.GetTotalNumHs(includeNeighbors=True), 1 / 4, "total H count", store="int8"),
     ),
     bond_columns=(
         OneHot("bond_type", Chem.Bond.GetBondType, _BOND_TYPES, unknown=False),
-        Scalar("conjugated", Chem.Bond.GetIsConjugated, 1.0, "1 if conjugated"),
-        Scalar("in_ring", Chem.Bond.IsInRing, 1.0, "1 if in a ring"),
+        Scalar("conjugated", Chem.Bond.GetIsConjugated, 1.0, "1 if conjugated", store="int8"),
+        Scalar("in_ring", Chem.Bond.IsInRing, 1.0, "1 if in a ring", store="int8"),
     ),
 )
 

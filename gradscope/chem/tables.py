@@ -20,12 +20,11 @@ from __future__ import annotations
 import csv
 import gzip
 import hashlib
-import io
 import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import numpy as np
 
@@ -40,16 +39,28 @@ _ID_NAME = re.compile(r"(^|[\s_\-.])(id|ids|num|no|nr|idx|index|cid|cas|key|name
 
 @dataclass(frozen=True)
 class Table:
-    """A parsed table: ``header`` names and ``rows`` of strings, plus the source's SHA-256."""
+    """A parsed table: ``header`` names and one tuple of strings per column, plus the source's SHA-256.
+
+    Stored by column (each field's string once, no object per row), so that a million-row file
+    takes little more memory than its text.
+    """
 
     header: tuple[str, ...]
-    rows: tuple[tuple[str, ...], ...]
+    columns: tuple[tuple[str, ...], ...]
     sha256: str
     source: str
 
-    def column(self, name: str) -> list[str]:
-        j = self.index_of(name)
-        return [r[j] for r in self.rows]
+    @property
+    def n_rows(self) -> int:
+        return len(self.columns[0]) if self.columns else 0
+
+    @property
+    def rows(self) -> tuple[tuple[str, ...], ...]:
+        """Row-wise view (built on each call; prefer :meth:`column`)."""
+        return tuple(zip(*self.columns))
+
+    def column(self, name: str) -> tuple[str, ...]:
+        return self.columns[self.index_of(name)]
 
     def index_of(self, name: str) -> int:
         try:
@@ -74,35 +85,60 @@ def read_table(path: "str | Path") -> Table:
         raw = p.read_bytes()
     except OSError as exc:  # permissions, a file that vanished, an I/O error: the user's to fix
         raise GradscopeError(f"cannot read {p}: {exc.strerror or exc}") from None
-    return table_from_bytes(raw, source=str(p))
+    digest = hashlib.sha256(raw).hexdigest()
+    text = _decode(raw, str(p))
+    del raw  # only the text is needed from here on (a large file is not held three times)
+    return _parse(text, digest, str(p))
 
 
 def table_from_bytes(raw: bytes, source: str) -> Table:
     """Parse CSV bytes (gzip-compressed when they start with the gzip magic number)."""
-    digest = hashlib.sha256(raw).hexdigest()
+    return _parse(_decode(raw, source), hashlib.sha256(raw).hexdigest(), source)
+
+
+def _decode(raw: bytes, source: str) -> str:
     if raw[:2] == b"\x1f\x8b":
         try:
             raw = gzip.decompress(raw)
         except (OSError, EOFError) as exc:
             raise GradscopeError(f"{source} looks gzip-compressed but cannot be decompressed ({exc})") from None
     try:
-        text = raw.decode("utf-8-sig")
+        return raw.decode("utf-8-sig")
     except UnicodeDecodeError:
-        text = raw.decode("latin-1")
+        return raw.decode("latin-1")
+
+
+def _lines(text: str) -> Iterator[str]:
+    """The lines of ``text`` with their ``\\n`` (as a file opened with ``newline=""`` gives them),
+    one at a time: no copy of the whole text."""
+    start = 0
+    while start < len(text):
+        end = text.find("\n", start)
+        end = len(text) if end < 0 else end + 1
+        yield text[start:end]
+        start = end
+
+
+def _parse(text: str, digest: str, source: str) -> Table:
     first = text.split("\n", 1)[0]
     delimiter = max((",", ";", "\t"), key=first.count) if first else ","
+    records = (r for r in csv.reader(_lines(text), delimiter=delimiter) if any(f.strip() for f in r))
     try:
-        records = [r for r in csv.reader(io.StringIO(text), delimiter=delimiter) if any(f.strip() for f in r)]
+        names = next(records, None)
+        if names is None:
+            raise GradscopeError(f"{source} is empty")
+        header = _dedupe([h.strip() for h in names])
+        width = len(header)
+        columns: list[list[str]] = [[] for _ in range(width)]
+        for r in records:
+            r = (r + [""] * width)[:width] if len(r) != width else r
+            for column, value in zip(columns, r):
+                column.append(value)
     except csv.Error as exc:  # e.g. a field over csv's size limit: a binary file given as CSV
         raise GradscopeError(f"{source} is not a readable CSV file ({exc})") from None
-    if not records:
-        raise GradscopeError(f"{source} is empty")
-    header = _dedupe([h.strip() for h in records[0]])
-    width = len(header)
-    rows = tuple(tuple((r + [""] * width)[:width]) for r in records[1:])
-    if not rows:
+    if not columns or not columns[0]:
         raise GradscopeError(f"{source} has a header but no data rows")
-    return Table(header=tuple(header), rows=rows, sha256=digest, source=source)
+    return Table(header=tuple(header), columns=tuple(tuple(c) for c in columns), sha256=digest, source=source)
 
 
 def _dedupe(names: list[str]) -> list[str]:
@@ -160,7 +196,7 @@ def find_smiles_column(table: Table, given: str | None = None) -> str:
 
     best, best_rate = None, 0.0
     for j, h in enumerate(table.header):
-        sample = [r[j] for r in table.rows if r[j].strip()][:20]
+        sample = [v for v in table.columns[j] if v.strip()][:20]
         if not sample or _is_numeric(sample):
             continue
         rate = sum(parse_smiles(s) is not None for s in sample) / len(sample)
@@ -187,7 +223,7 @@ def infer_targets(table: Table, smiles_column: str, given: Sequence[str] | None 
     for j, h in enumerate(table.header):
         if h == smiles_column:
             continue
-        values = [r[j] for r in table.rows]
+        values = table.columns[j]
         if _is_numeric(values) and not _looks_like_id(h, values):
             found.append(h)
     if not found:
@@ -201,11 +237,11 @@ def infer_targets(table: Table, smiles_column: str, given: Sequence[str] | None 
 def parse_labels(table: Table, targets: Sequence[str]) -> tuple[np.ndarray, int]:
     """Labels ``[N, T]`` float32 (NaN = missing) and the number of non-numeric values found."""
     cols = [table.index_of(t) for t in targets]
-    y = np.full((len(table.rows), len(cols)), np.nan, dtype=np.float64)
+    y = np.full((table.n_rows, len(cols)), np.nan, dtype=np.float64)
     bad = 0
-    for i, r in enumerate(table.rows):
-        for k, j in enumerate(cols):
-            v = parse_float(r[j])
+    for k, j in enumerate(cols):
+        for i, value in enumerate(table.columns[j]):
+            v = parse_float(value)
             if v is None:
                 bad += 1
             else:

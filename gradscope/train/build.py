@@ -105,7 +105,7 @@ def build_data(config: RecordConfig, *, progress: bool = True, split: Split | No
     """Load the dataset, split it (or reuse ``split``), fit the regression standardizer on train."""
     spec = spec or dataset_spec(config)
     try:
-        dataset = load_dataset(spec, progress=progress)
+        dataset = load_dataset(spec, progress=progress, workers=config.workers)
     except (OSError, csv.Error) as exc:  # unreadable, binary or malformed file: the user's to fix
         raise GradscopeError(f"cannot read {spec.path or spec.name}: {_first_line(exc)}") from exc
     if split is None:

@@ -82,6 +82,8 @@ class RecordConfig:
                            "or keep the first copy only (copies with conflicting labels are all skipped)", "data",
                            choices=DUPLICATE_POLICIES)
     split: str = flag("random", "random (seeded by --seed) or scaffold split", "data", choices=SPLITS)
+    workers: int = flag(1, "processes that featurize the dataset in parallel (a cached dataset needs none)", "data",
+                        metavar="N")
     split_sizes: tuple[float, float, float] = (0.8, 0.1, 0.1)
     # optimization
     optimizer: str = flag("graphsam", "the optimizer's registry name (the list below)", "optimization",
@@ -98,6 +100,10 @@ class RecordConfig:
     epochs: int = flag(4, "epochs to train; with --resume, extend the run to N",
                        "optimization")
     batch_size: int = flag(32, "the global batch, split over torchrun ranks", "optimization")
+    bucket_batches: int | None = flag(None, "batches of molecules of similar size: every K consecutive batches of the "
+                                      "epoch's random order are sorted by atom count and cut again, and the batches "
+                                      "shuffled (less padding; a different, equally random SGD trajectory)",
+                                      "optimization", metavar="K")
     early_stopping: int | None = flag(None, "stop after N epochs without a better validation metric",
                                       "optimization", metavar="N")
     # model and data handling
@@ -157,7 +163,7 @@ class RecordConfig:
         for name, value in positive.items():
             if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
                 raise ConfigError(f"--{name.replace('_', '-')} must be positive, got {value!r}")
-        for name in ("early_stopping", "threads"):
+        for name in ("early_stopping", "threads", "bucket_batches", "workers"):
             value = getattr(self, name)
             if value is not None and (not isinstance(value, int) or value < 1):
                 raise ConfigError(f"--{name.replace('_', '-')} must be a positive integer, got {value!r}")

@@ -35,6 +35,7 @@ import numpy as np
 import torch
 
 from gradscope._version import __version__
+from gradscope.chem.batch import bucket_order
 from gradscope.errors import GradscopeError
 from gradscope.models.registry import model_from_config_dict
 from gradscope.optim.registry import Method, get_method
@@ -129,6 +130,8 @@ class Trainer:
         self.quiet, self.stop_when = quiet, stop_when
         self.log = log or (lambda msg: print(msg, file=sys.stderr))
         self._bars = (not quiet) and (sys.stderr.isatty() if progress is None else progress)
+        # loading data shows progress as bars on a terminal and as log lines elsewhere (gradscope.chem.progress)
+        self._data_progress = (not quiet) and progress is not False
         check_out_dir(self.out, resume=resume, overwrite=overwrite)
         ckpt = Checkpoint.read(self.out / "checkpoints" / "last.pt") if resume else None
         if ckpt is not None:
@@ -169,7 +172,7 @@ class Trainer:
         """Data, model, optimizer and schedules, in the order that fixes the RNG draws of a fresh run."""
         config, dist = self.config, self.dist
         _seed_everything(config.seed)
-        self.data: Data = build_data(config, progress=self._bars and dist.is_main,
+        self.data: Data = build_data(config, progress=self._data_progress and dist.is_main,
                                      split=ckpt.split_indices() if ckpt else None)
         self.best_rule = self._classes()
         if dist.is_main and ckpt is None:
@@ -286,7 +289,7 @@ class Trainer:
         if self.recorder is not None:
             self.recorder.begin_epoch(epoch, config.batch_size)
         train_idx = torch.from_numpy(self.data.split["train"])
-        order = train_idx[epoch_order(config.seed, epoch, len(train_idx))]
+        order = train_idx[self._epoch_positions(epoch)]
         self.model.train()
         self._bar = EpochProgress(epoch, config.epochs, self.steps_per_epoch, first,
                                   enabled=self._bars and self.dist.is_main)
@@ -315,6 +318,17 @@ class Trainer:
             self.interrupted = True
             return False
         return True
+
+    def _epoch_positions(self, epoch: int) -> torch.Tensor:
+        """Positions in the training split in the order of ``epoch`` (consecutive batch_size blocks
+        are the steps' batches): the seeded permutation, size-bucketed with ``--bucket-batches``."""
+        config, n = self.config, len(self.data.split["train"])
+        perm = epoch_order(config.seed, epoch, n)
+        if config.bucket_batches is None:
+            return perm
+        sizes = self.data.dataset.n_atoms[self.data.split["train"]]
+        return torch.from_numpy(bucket_order(perm.numpy(), sizes, config.batch_size, config.bucket_batches,
+                                             seed=config.seed, epoch=epoch))
 
     def _step(self, idx: torch.Tensor) -> torch.Tensor:
         """One optimizer step on the molecules ``idx`` (this rank's share); returns its loss."""

@@ -1,6 +1,7 @@
-"""The feature cache: identical tensors back from memory and disk; keyed by content and featurizer."""
+"""The feature cache: identical molecules back from memory and disk; keyed by content and featurizer."""
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -10,20 +11,29 @@ from gradscope.chem import cache_dir, clear_memory_cache, load_dataset
 CSV = "smiles,y\nCCO,1.0\nc1ccccc1,2.0\n[Cl-].C[NH3+],3.5\nCC(=O)Nc1ccc(O)cc1,0.5\nnot_smiles,1\n"
 
 
-def same_graphs(a, b):
+def same_molecules(a, b):
+    """Every molecule of ``a`` and ``b`` equal, tensor for tensor (and a batch of all of them)."""
     assert len(a) == len(b)
-    for g, h in zip(a.graphs, b.graphs):
-        for name in ("atoms", "edge_index", "edge_attr", "distances"):
+    for i in range(len(a)):
+        g, h = a[i], b[i]
+        for name in ("atoms", "edge_index", "edge_attr", "distances", "y"):
             x, y = getattr(g, name), getattr(h, name)
             assert x.dtype == y.dtype and torch.equal(x, y), name
         assert g.smiles == h.smiles
+    ba, bb = a.batch(), b.batch()
+    for name in ("atoms", "bonds", "distances", "mask", "y", "y_mask", "index"):
+        assert torch.equal(getattr(ba, name), getattr(bb, name)), name
 
 
 def forbid_featurizing(monkeypatch):
     def fail(*args, **kwargs):
         raise AssertionError("featurized again although cached")
 
-    monkeypatch.setattr(dataset_module, "featurize_smiles", fail)
+    monkeypatch.setattr(dataset_module, "featurize_column", fail)
+
+
+def feature_folders():
+    return sorted(p for p in (cache_dir() / "features").iterdir() if not p.name.startswith("."))
 
 
 @pytest.fixture
@@ -33,27 +43,29 @@ def csv_file(tmp_path):
     return p
 
 
-def test_disk_cache_returns_identical_tensors(csv_file, monkeypatch):
+def test_disk_cache_returns_identical_molecules_memory_mapped(csv_file, monkeypatch):
     with pytest.warns(UserWarning):
         first = load_dataset(csv_file, progress=False)
-    files = list((cache_dir() / "features").glob("mols-*.pt"))
-    assert len(files) == 1
+    (folder,) = feature_folders()
+    assert folder.name.startswith("mols-") and (folder / "meta.json").is_file()
+    assert {p.name for p in folder.glob("*.npy")} >= {"atom_ptr.npy", "bonds.npy", "atom.atomic_number.npy"}
     clear_memory_cache()
     forbid_featurizing(monkeypatch)
     with pytest.warns(UserWarning):
         second = load_dataset(csv_file, progress=False)
-    same_graphs(first, second)
+    assert isinstance(second.store.atom_ptr, np.memmap)  # read lazily from the cache files
+    same_molecules(first, second)
     assert [tuple(s) for s in first.skipped] == [tuple(s) for s in second.skipped]
-    assert torch.isinf(second.graphs[2].distances).any()  # unreachable pairs survive the int16 encoding
+    assert torch.isinf(second[2].distances).any()  # the salt's fragments stay unreachable
 
 
-def test_memory_cache_shares_graphs(csv_file, monkeypatch):
+def test_memory_cache_shares_the_store(csv_file, monkeypatch):
     with pytest.warns(UserWarning):
         first = load_dataset(csv_file, progress=False)
     forbid_featurizing(monkeypatch)
     with pytest.warns(UserWarning):
         second = load_dataset(csv_file, progress=False)
-    assert all(g is h for g, h in zip(first.graphs, second.graphs))
+    assert second.store is first.store
 
 
 def test_key_changes_with_content_and_featurizer(csv_file):
@@ -65,18 +77,29 @@ def test_key_changes_with_content_and_featurizer(csv_file):
     with pytest.warns(UserWarning):
         ds = load_dataset(csv_file, progress=False)
     assert ds.labels[0, 0] == 1.5
-    assert len(list((cache_dir() / "features").glob("*.pt"))) == 4
+    assert len(feature_folders()) == 4
 
 
-def test_corrupt_cache_file_is_a_miss(csv_file):
+@pytest.mark.parametrize("damage", ["meta", "array", "missing_array", "short_array"])
+def test_corrupt_cache_is_a_miss(csv_file, damage):
     with pytest.warns(UserWarning):
         first = load_dataset(csv_file, progress=False)
-    (path,) = (cache_dir() / "features").glob("*.pt")
-    path.write_bytes(b"garbage")
+    (folder,) = feature_folders()
+    if damage == "meta":
+        (folder / "meta.json").write_text("{not json")
+    elif damage == "array":
+        (folder / "bonds.npy").write_bytes(b"garbage")
+    elif damage == "missing_array":
+        (folder / "atom.degree.npy").unlink()
+    else:
+        np.save(folder / "atom_ptr.npy", np.array([0, 1], dtype=np.int64))
     clear_memory_cache()
     with pytest.warns(UserWarning):
         second = load_dataset(csv_file, progress=False)
-    same_graphs(first, second)
+    same_molecules(first, second)
+    clear_memory_cache()  # the miss rewrote a good copy
+    with pytest.warns(UserWarning):
+        assert isinstance(load_dataset(csv_file, progress=False).store.atom_ptr, np.memmap)
 
 
 def test_cache_dir_resolution(tmp_path, monkeypatch):

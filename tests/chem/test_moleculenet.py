@@ -42,7 +42,7 @@ def test_shared_file_loads_with_expected_counts(name, moleculenet_dir):
     info = DATASETS[name]
     assert len(ds) + len(ds.skipped) == rows
     assert len(ds.skipped) == unparseable and all(s.reason == UNPARSEABLE for s in ds.skipped)
-    assert sum(g.n_atoms > 100 for g in ds.graphs) == large
+    assert (ds.n_atoms > 100).sum() == large
     assert ds.target_names == info.targets and ds.task == info.task and ds.metric == info.metric
     # labels (with blanks as missing) equal a naive csv read of the kept rows
     np.testing.assert_array_equal(ds.labels, _naive_labels(path, info.targets, ds.rows).astype(np.float32))
@@ -62,7 +62,7 @@ def test_default_atom_limit_and_row_numbers(moleculenet_dir):
         records = list(csv.DictReader(f))
     assert all(records[s.row]["smiles"].strip() == s.smiles for s in ds.skipped)
     assert all(records[r]["smiles"].strip() == s for r, s in zip(ds.rows, ds.smiles))
-    assert len(ds) == 67 and max(g.n_atoms for g in ds.graphs) <= 100
+    assert len(ds) == 67 and ds.n_atoms.max() <= 100
     assert ds.atom_dim == 115 and ds.bond_dim == 13
 
 
