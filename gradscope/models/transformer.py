@@ -36,6 +36,8 @@ from typing import TYPE_CHECKING
 import torch
 from torch import nn
 
+from gradscope.models.base import MoleculeModel
+
 from gradscope.models.config import ModelConfig
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -143,7 +145,7 @@ class AttentionReadout(nn.Module):
         return (w * h).sum(1)
 
 
-class GraphTransformer(nn.Module):
+class GraphTransformer(MoleculeModel):
     """Molecule → ``[n_tasks]`` predictions; see the module docstring for the architecture."""
 
     def __init__(self, config: ModelConfig) -> None:
@@ -171,18 +173,6 @@ class GraphTransformer(nn.Module):
         for i, layer in enumerate(self.layers):
             x = layer(x, biases[i], key_padding)
         return self.norm(x)
-
-    def embed(self, batch: "GraphBatch") -> torch.Tensor:
-        """Molecule embeddings ``[B, d_model]`` (readout of :meth:`encode`)."""
-        return self.readout(self.encode(batch), batch.mask)
-
-    def forward(self, batch: "GraphBatch") -> torch.Tensor:
-        """Predictions ``[B, n_tasks]``: logits (classification) or standardized values."""
-        return self.head(self.embed(batch))
-
-    def extra_repr(self) -> str:
-        n = sum(p.numel() for p in self.parameters())
-        return f"parameters={n:,}"
 
 
 def build_model(config: ModelConfig) -> GraphTransformer:

@@ -34,6 +34,8 @@ from typing import TYPE_CHECKING
 import torch
 from torch import nn
 
+from gradscope.models.base import MoleculeModel
+
 from gradscope.models.compt.communicative import AffineEdges, CommunicativeAttention
 from gradscope.models.compt.config import CoMPTConfig
 from gradscope.models.compt.layers import FeedForward, Head, make_norm
@@ -62,7 +64,7 @@ class EncoderLayer(nn.Module):
         return out, (edges if new_edges is None else new_edges)
 
 
-class CoMPT(nn.Module):
+class CoMPT(MoleculeModel):
     """Molecule → ``[n_tasks]`` predictions (logits for classification); see the module docstring."""
 
     def __init__(self, config: CoMPTConfig) -> None:
@@ -111,18 +113,6 @@ class CoMPT(nn.Module):
         for layer in self.layers:
             x, edges = layer(x, edges, batch.distances, mask)
         return self.norm(x)
-
-    def embed(self, batch: "GraphBatch") -> torch.Tensor:
-        """Molecule embeddings ``[B, d_model]`` (readout of :meth:`encode`)."""
-        return self.readout(self.encode(batch), batch.mask)
-
-    def forward(self, batch: "GraphBatch") -> torch.Tensor:
-        """Predictions ``[B, n_tasks]``: logits (classification) or standardized values."""
-        return self.head(self.embed(batch))
-
-    def extra_repr(self) -> str:
-        n = sum(p.numel() for p in self.parameters())
-        return f"parameters={n:,}"
 
 
 def build_compt(config: CoMPTConfig) -> CoMPT:
