@@ -141,9 +141,9 @@ def test_torchrun_two_cpu_processes_match_one_process(moleculenet_dir, tmp_path)
     torchrun("record", "--resume", str(ddp), "--epochs", "2", "--quiet")
     assert main(record_args(data, single, "--optimizer", "graphsam", "--quiet")) == 0
 
-    # only rank 0 wrote: exactly one run's files, no stray temporaries
+    # only rank 0 wrote (and held the run's lock): exactly one run's files, no stray temporaries
     assert sorted(p.relative_to(ddp).as_posix() for p in ddp.rglob("*")) == [
-        "checkpoints", "checkpoints/best.pt", "checkpoints/last.pt", "config.json", "trace.h5"]
+        ".gradscope.lock", "checkpoints", "checkpoints/best.pt", "checkpoints/last.pt", "config.json", "trace.h5"]
     a, b = open_trace(ddp / "trace.h5"), open_trace(single / "trace.h5")
     assert a.steps.rows == b.steps.rows == 8
     for name in ("step", "epoch", "anchored", "grad_evals", "batch_size"):
