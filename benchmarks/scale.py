@@ -21,7 +21,8 @@ GraphSAM, batch 32, a fixed number of steps timed (collation included) with rand
 with ``--bucket-batches 50``, extrapolated to one epoch of the 80 % training split.
 
 Usage: ``python -m benchmarks.scale [--quick] [--sizes 10000,100000,1000000] [--workers 1,2]
-[--train-steps 60] [--workdir DIR]``. Results: benchmarks/results/scale.json.
+[--train-steps 60] [--workdir DIR]``. Results: benchmarks/results/scale.json (merged by size and
+workers with earlier runs, so that the sizes can be measured one at a time).
 """
 from __future__ import annotations
 
@@ -75,7 +76,7 @@ def _smiles_column(header: list[str] | None) -> int | None:
     return None
 
 
-def base_molecules() -> list[tuple[Any, list[list[int]], float]]:
+def base_molecules(limit: int | None = None) -> list[tuple[Any, list[list[int]], float]]:
     """Distinct parseable molecules (≤ 100 heavy atoms): (mol, atom symmetry classes, Crippen logP)."""
     from rdkit import Chem
     from rdkit.Chem import Crippen
@@ -97,6 +98,8 @@ def base_molecules() -> list[tuple[Any, list[list[int]], float]]:
         for atom, rank in enumerate(ranks):
             classes.setdefault(rank, []).append(atom)
         out.append((mol, [classes[r] for r in sorted(classes)], Crippen.MolLogP(mol)))
+        if len(out) == limit:
+            break
     return out
 
 
@@ -116,7 +119,8 @@ def generated_rows(n: int, bases: list) -> Iterator[tuple[str, float]]:
                 for atom in cls[:1]:
                     a = variant.GetAtomWithIdx(atom)
                     a.SetIsotope(int(round(a.GetMass())) + extra)
-            smiles = Chem.MolToRandomSmilesVect(variant, 1, randomSeed=SEED + 7919 * rnd + k)[0]
+            seed = 1 + SEED + 7919 * rnd + k  # RDKit reads 0 as "unseeded"
+            smiles = Chem.MolToRandomSmilesVect(variant, 1, randomSeed=seed)[0]
             yield smiles, logp
             done += 1
         rnd += 1
@@ -257,7 +261,7 @@ def _spawn(args: list[str], env_path: str | None = None) -> dict[str, Any]:
 
 # -- the run -------------------------------------------------------------------------------------------
 def run(sizes: list[int], workers: list[int], train_steps: int, workdir: Path,
-        gradscope_path: str | None = None) -> dict[str, Any]:
+        gradscope_path: str | None = None, result_name: str = "scale") -> dict[str, Any]:
     t0 = time.perf_counter()
     bases = base_molecules()
     log(f"  {len(bases)} base molecules ({time.perf_counter() - t0:.0f} s)")
@@ -289,8 +293,25 @@ def run(sizes: list[int], workers: list[int], train_steps: int, workdir: Path,
               "note": "fresh process per measurement; RSS from /proc/self/status (VmRSS, VmHWM); per-molecule "
                       "memory is over the RSS after imports and featurizing 4 molecules (RDKit's tables); worker "
                       "processes not included; training: median step, extrapolated"}
-    write_result("scale", result)
-    return result
+    return merge_result(result_name, result)
+
+
+def merge_result(name: str, new: dict[str, Any]) -> dict[str, Any]:
+    """Write ``new`` into benchmarks/results/<name>.json, keeping the entries of earlier runs for
+    other (size, workers) and (size, bucket) pairs, so that sizes can be measured in separate runs."""
+    from benchmarks.common import RESULTS_DIR
+
+    path = RESULTS_DIR / f"{name}.json"
+    old = json.loads(path.read_text()) if path.is_file() else {"loads": [], "training": []}
+    date = new["machine"]["date"]
+    for entry in new["loads"] + new["training"]:
+        entry["date"] = date
+    loads = {(x["size"], x["workers"]): x for x in old.get("loads", []) + new["loads"]}
+    training = {(x["size"], x["bucket_batches"]): x for x in old.get("training", []) + new["training"]}
+    merged = {**new, "loads": [loads[k] for k in sorted(loads)],
+              "training": [training[k] for k in sorted(training, key=lambda k: (k[0], k[1] or 0))]}
+    write_result(name, merged)
+    return merged
 
 
 def print_table(r: dict[str, Any]) -> None:
@@ -312,6 +333,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", default="1,2")
     parser.add_argument("--train-steps", type=int, default=60)
     parser.add_argument("--workdir", help="where the CSVs and caches go (default: a temporary folder)")
+    parser.add_argument("--result", default="scale", help="results file name (default: scale; entries of other "
+                        "sizes from earlier runs are kept)")
     parser.add_argument("--gradscope-path", help=argparse.SUPPRESS)  # compare another checkout's gradscope
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -328,10 +351,10 @@ def main(argv: list[str] | None = None) -> int:
     steps = 20 if args.quick else args.train_steps
     if args.workdir:
         Path(args.workdir).mkdir(parents=True, exist_ok=True)
-        print_table(run(sizes, workers, steps, Path(args.workdir), args.gradscope_path))
+        print_table(run(sizes, workers, steps, Path(args.workdir), args.gradscope_path, args.result))
     else:
         with tempfile.TemporaryDirectory() as tmp:
-            print_table(run(sizes, workers, steps, Path(tmp), args.gradscope_path))
+            print_table(run(sizes, workers, steps, Path(tmp), args.gradscope_path, args.result))
     return 0
 
 
