@@ -29,6 +29,7 @@ authors' training command, five seeds, six datasets) and ``paper`` (CoMPT with t
 GPU; docs/reproduction.md gives its expected wall time). Usage::
 
     python -m analyses.study run  STUDY_DIR [--size cpu|full] [--jobs 2] [--datasets bbbp,esol] [--seeds 0,1,2]
+                                             [--entries adam,sam,graphsam]
     python -m analyses.study list STUDY_DIR [--size cpu]      # the plan and what is done
 
 ``run`` is idempotent: finished runs are skipped, interrupted ones resume from their last
@@ -278,12 +279,13 @@ def landscape(dataset: str, seed: int, size: Size, root: Path) -> tuple[str, str
     return name, "drawn" if code == 0 else f"failed (exit {code})", time.perf_counter() - start
 
 
-def run_study(root: Path, size: Size, jobs: int = 2) -> int:
-    """Train every run with ``jobs`` parallel processes, then draw the landscapes; 0 when all succeeded."""
+def run_study(root: Path, size: Size, jobs: int = 2, labels: Sequence[str] = tuple(ENTRIES)) -> int:
+    """Train every run of the ``labels`` entries with ``jobs`` parallel processes, then draw the
+    landscapes; 0 when all succeeded."""
     (root / "runs").mkdir(parents=True, exist_ok=True)
     (root / "logs").mkdir(exist_ok=True)
-    (root / "study.txt").write_text(f"size {size}\n")
-    runs = plan(size)
+    (root / "study.txt").write_text(f"size {size}\nentries {', '.join(labels)}\n")
+    runs = plan(size, labels)
     failures = 0
     started = time.perf_counter()
     with ThreadPoolExecutor(max_workers=jobs) as pool:
@@ -322,15 +324,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--datasets", help="comma-separated, overrides the size's datasets")
     parser.add_argument("--seeds", help="comma-separated, overrides the size's seeds")
     parser.add_argument("--epochs", type=int, help="overrides the size's epochs")
+    parser.add_argument("--entries", help=f"comma-separated study entries to run (default all: {','.join(ENTRIES)})")
     args = parser.parse_args(argv)
     size = _size_from(args)
     if args.jobs < 1:
         parser.error("--jobs must be at least 1")
+    labels = tuple(args.entries.split(",")) if args.entries else tuple(ENTRIES)
+    unknown = [label for label in labels if label not in ENTRIES]
+    if unknown:
+        parser.error(f"unknown study entries {', '.join(unknown)} (known: {', '.join(ENTRIES)})")
     if args.command == "list":
-        for r in plan(size):
+        for r in plan(size, labels):
             print(f"{r.name:32s} {epochs_done(args.root / 'runs' / r.name)}/{size.epochs} epochs")
         return 0
-    return run_study(args.root, size, args.jobs)
+    return run_study(args.root, size, args.jobs, labels)
 
 
 if __name__ == "__main__":
