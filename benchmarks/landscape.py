@@ -52,7 +52,7 @@ from torch.nn.utils import vector_to_parameters
 if not __package__:  # run as a script: make ``benchmarks.common`` importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from gradscope.landscape import LandscapeEvaluator, ParamLayout, normalize_directions, random_directions
+from gradscope.landscape import LandscapeEvaluator, FlatLayout, normalize_directions, random_directions
 
 RESULTS = Path(__file__).resolve().parent / "results" / "landscape.json"
 
@@ -257,7 +257,7 @@ def bench_grid(wl: Workload, device: torch.device, reps: int) -> dict:
     pps = {k: (pkg_pts if k == "loss-landscapes" else n_pts) / t for k, t in med.items()}
     return {
         "workload": wl.name,
-        "parameters": ParamLayout.from_module(model).size,
+        "parameters": FlatLayout.from_module(model).size,
         "grid": f"{points}x{points}",
         "points": n_pts,
         "reps": reps,
@@ -272,12 +272,12 @@ def bench_grid(wl: Workload, device: torch.device, reps: int) -> dict:
     }
 
 
-def filter_loop(raw: torch.Tensor, theta: torch.Tensor, layout: ParamLayout) -> torch.Tensor:
+def filter_loop(raw: torch.Tensor, theta: torch.Tensor, layout: FlatLayout) -> torch.Tensor:
     """Li et al. 2018 filter normalization, one filter at a time in Python (the reference)."""
     out = raw.clone()
     for k in range(out.shape[0]):
         for i, shape in enumerate(layout.shapes):
-            a, b = layout.offsets[i], layout.offsets[i + 1]
+            a, b = layout.spans[i]
             d = out[k, a:b].view(shape)
             t = theta[a:b].view(shape)
             if len(shape) <= 1:
@@ -299,9 +299,9 @@ def bench_filter_norm(device: torch.device, reps: int, quick: bool) -> dict:
     except ImportError:
         model = nn.Sequential(*[nn.Linear(256, 256) for _ in range(8)]).to(device)
         name = "mlp-8x256"
-    layout = ParamLayout.from_module(model)
+    layout = FlatLayout.from_module(model)
     theta = layout.flatten_module(model)
-    raw = torch.randn(2, layout.size, generator=torch.Generator().manual_seed(0)).to(device)
+    raw = torch.randn(2, layout.numel, generator=torch.Generator().manual_seed(0)).to(device)
     n_filters = sum(s[0] for s in layout.shapes if len(s) >= 2)
     vec = normalize_directions(raw, theta, layout, "filter")
     ref = filter_loop(raw, theta, layout)
@@ -316,7 +316,7 @@ def bench_filter_norm(device: torch.device, reps: int, quick: bool) -> dict:
 
         def package() -> None:
             for k in range(2):
-                d = ModelParameters([raw[k, layout.offsets[i]:layout.offsets[i + 1]].view(layout.shapes[i]).clone()
+                d = ModelParameters([raw[k, slice(*layout.spans[i])].view(layout.shapes[i]).clone()
                                      for i in weights])
                 d.filter_normalize_(ModelParameters([ref_params[i].detach() for i in weights]))
     except ImportError:
@@ -330,7 +330,7 @@ def bench_filter_norm(device: torch.device, reps: int, quick: bool) -> dict:
     med = {k: statistics.median(v) for k, v in times.items() if v}
     return {
         "model": name,
-        "parameters": layout.size,
+        "parameters": layout.numel,
         "tensors": len(layout.shapes),
         "filters": n_filters,
         "directions": 2,

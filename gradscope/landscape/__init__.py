@@ -42,8 +42,8 @@ from gradscope.landscape.hessian import (
     top_eigenpairs,
     top_eigenvalue,
 )
+from gradscope.optim.flat import FlatLayout
 from gradscope.landscape.io import Landscape, LandscapeWriter, landscape_file_name, load_directions, open_landscape
-from gradscope.landscape.params import ParamLayout
 from gradscope.landscape.plot import (
     comparison_figure,
     comparison_plotly,
@@ -69,6 +69,9 @@ from gradscope.landscape.spectrum import (
     spectral_density,
 )
 
+#: The former name of the landscape's flat layout, which is now the optimizers' :class:`FlatLayout`.
+ParamLayout = FlatLayout
+
 __all__ = [
     "Directions",
     "EigenResult",
@@ -81,6 +84,7 @@ __all__ = [
     "LandscapeSettings",
     "LandscapeWriter",
     "LanczosResult",
+    "FlatLayout",
     "ParamLayout",
     "RhoSharpness",
     "RunLandscape",

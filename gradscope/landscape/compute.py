@@ -22,7 +22,7 @@ from gradscope.landscape.evaluate import LandscapeEvaluator
 from gradscope.landscape.functional import Batch, ForwardFn, LossFn, MetricFn
 from gradscope.landscape.grid import shard
 from gradscope.landscape.io import Landscape, LandscapeWriter, file_label, load_directions, open_landscape
-from gradscope.landscape.params import ParamLayout
+from gradscope.optim.flat import FlatLayout
 from gradscope.landscape.settings import LandscapeSettings
 
 _GRID_FIELDS = ("dims", "points_x", "range_x", "points_y", "range_y")
@@ -220,7 +220,7 @@ def compare_landscapes(
     if not models:
         raise GradscopeError("no parameter sets to compare")
     settings = settings or LandscapeSettings()
-    layouts = {label: ParamLayout.from_module(m) for label, m in models.items()}
+    layouts = {label: FlatLayout.from_module(m) for label, m in models.items()}
     first = next(iter(layouts.values()))
     for label, lay in layouts.items():
         if lay.names != first.names or lay.shapes != first.shapes:

@@ -30,7 +30,7 @@ import torch
 from torch import nn
 
 from gradscope.errors import ConfigError, GradscopeError
-from gradscope.landscape.params import ParamLayout
+from gradscope.optim.flat import FlatLayout
 from gradscope.landscape.settings import NORMALIZATIONS
 
 DIRECTION_KINDS = ("random", "vectors", "interpolation", "hessian")
@@ -53,7 +53,7 @@ class Directions:
     """
 
     vectors: torch.Tensor
-    layout: ParamLayout
+    layout: FlatLayout
     kind: str
     normalization: str = "none"
     include_1d: bool = False
@@ -62,9 +62,9 @@ class Directions:
     eigenvalues: tuple[float, ...] | None = None
 
     def __post_init__(self) -> None:
-        if self.vectors.ndim != 2 or self.vectors.shape[1] != self.layout.size:
+        if self.vectors.ndim != 2 or self.vectors.shape[1] != self.layout.numel:
             raise GradscopeError(
-                f"directions must be [k, {self.layout.size}], got {tuple(self.vectors.shape)}"
+                f"directions must be [k, {self.layout.numel}], got {tuple(self.vectors.shape)}"
             )
         if self.kind not in DIRECTION_KINDS:
             raise ConfigError(f"direction kind must be one of {', '.join(DIRECTION_KINDS)}; got {self.kind!r}")
@@ -111,7 +111,7 @@ class Directions:
 def normalize_directions(
     directions: torch.Tensor,
     origin: torch.Tensor,
-    layout: ParamLayout,
+    layout: FlatLayout,
     normalization: str = "filter",
     include_1d: bool = False,
 ) -> torch.Tensor:
@@ -127,17 +127,15 @@ def normalize_directions(
         raise ConfigError(f"normalization must be one of {', '.join(NORMALIZATIONS)}; got {normalization!r}")
     squeeze = directions.ndim == 1
     d = directions.unsqueeze(0) if squeeze else directions
-    if d.shape[-1] != layout.size or origin.shape != (layout.size,):
+    if d.shape[-1] != layout.numel or origin.shape != (layout.numel,):
         raise GradscopeError("directions and parameters do not match the layout")
     out = d.clone()
     if normalization == "none":
         return out.squeeze(0) if squeeze else out
     theta = origin.to(out.dtype)
-    offsets = layout.offsets
     k = out.shape[0]
     tiny = torch.finfo(out.dtype).tiny
-    for i, shape in enumerate(layout.shapes):
-        a, b = offsets[i], offsets[i + 1]
+    for (a, b), shape in zip(layout.spans, layout.shapes):
         if a == b:
             continue
         seg = out[:, a:b]
@@ -156,10 +154,10 @@ def normalize_directions(
             scale = torch.where(d_norm > 0, t_norm / d_norm.clamp_min(tiny), torch.zeros_like(d_norm))
             seg.mul_(scale)
     if normalization == "model":
-        mask = torch.zeros(layout.size, dtype=torch.bool, device=out.device)
-        for i, shape in enumerate(layout.shapes):
+        mask = torch.zeros(layout.numel, dtype=torch.bool, device=out.device)
+        for (a, b), shape in zip(layout.spans, layout.shapes):
             if len(shape) >= 2 or include_1d:
-                mask[offsets[i] : offsets[i + 1]] = True
+                mask[a:b] = True
         t_norm = torch.linalg.vector_norm(theta[mask])
         d_norm = torch.linalg.vector_norm(out, dim=1, keepdim=True)
         scale = torch.where(d_norm > 0, t_norm / d_norm.clamp_min(tiny), torch.zeros_like(d_norm))
@@ -167,10 +165,10 @@ def normalize_directions(
     return out.squeeze(0) if squeeze else out
 
 
-def gaussian_directions(layout: ParamLayout, k: int, seed: int) -> torch.Tensor:
+def gaussian_directions(layout: FlatLayout, k: int, seed: int) -> torch.Tensor:
     """``[k, P]`` standard normal draws from a seeded CPU generator (same numbers on every device)."""
     gen = torch.Generator(device="cpu").manual_seed(int(seed))
-    return torch.randn(k, layout.size, generator=gen, dtype=layout.flat_dtype)
+    return torch.randn(k, layout.numel, generator=gen, dtype=layout.flat_dtype)
 
 
 def random_directions(
@@ -180,12 +178,12 @@ def random_directions(
     seed: int = 0,
     normalization: str = "filter",
     include_1d: bool = False,
-    layout: ParamLayout | None = None,
+    layout: FlatLayout | None = None,
 ) -> Directions:
     """``k`` seeded Gaussian directions normalized to ``model``'s parameters (filter-wise by default)."""
     if k < 1:
         raise ConfigError(f"k must be positive, got {k}")
-    layout = layout or ParamLayout.from_module(model)
+    layout = layout or FlatLayout.from_module(model)
     origin = layout.flatten_module(model)
     raw = gaussian_directions(layout, k, seed).to(origin.device)
     vectors = normalize_directions(raw, origin, layout, normalization, include_1d)
@@ -223,7 +221,7 @@ def directions_from_vectors(
             with random directions; ``none`` keeps the raw gradient scale).
         include_1d: perturb 1-D tensors too (with ``normalization="none"`` they are always kept).
     """
-    layout = ParamLayout.from_module(model)
+    layout = FlatLayout.from_module(model)
     if isinstance(vectors, (torch.Tensor, np.ndarray)) and np.ndim(vectors) == 1:
         vectors = [vectors]
     stacked = torch.stack([_to_tensor(v) for v in vectors]).to(layout.flat_dtype)
@@ -231,9 +229,9 @@ def directions_from_vectors(
     stacked = stacked.to(origin.device)
     if param_names is not None:
         stacked = _reorder(stacked, layout, model, list(param_names), param_shapes)
-    elif stacked.shape[1] != layout.size:
+    elif stacked.shape[1] != layout.numel:
         raise GradscopeError(
-            f"vectors have {stacked.shape[1]} entries but the model has {layout.size} trainable parameters"
+            f"vectors have {stacked.shape[1]} entries but the model has {layout.numel} trainable parameters"
         )
     normalized = normalize_directions(stacked, origin, layout, normalization, include_1d)
     return Directions(
@@ -244,7 +242,7 @@ def directions_from_vectors(
 
 def _reorder(
     stacked: torch.Tensor,
-    layout: ParamLayout,
+    layout: FlatLayout,
     model: nn.Module,
     names: list[str],
     shapes: Sequence[Sequence[int]] | None,
@@ -280,7 +278,7 @@ def interpolation_direction(
     Use a range such as ``(-0.5, 1.5)`` to see beyond both ends (e.g. an Adam minimum vs a SAM
     minimum). ``model_b`` may be a module or a state dict with the same parameter names.
     """
-    layout = ParamLayout.from_module(model_a)
+    layout = FlatLayout.from_module(model_a)
     theta_a = layout.flatten_module(model_a)
     if isinstance(model_b, nn.Module):
         theta_b = layout.flatten_module(model_b)

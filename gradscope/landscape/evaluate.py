@@ -40,7 +40,7 @@ from gradscope.landscape.functional import (
     batch_size,
     eval_mode,
 )
-from gradscope.landscape.params import ParamLayout
+from gradscope.optim.flat import FlatLayout
 
 ChunkCallback = Callable[[np.ndarray, np.ndarray, "np.ndarray | None"], None]
 """``on_chunk(point_indices, losses, metrics)`` called after every evaluated chunk."""
@@ -167,7 +167,7 @@ class LandscapeEvaluator:
         *,
         metric_fn: MetricFn | None = None,
         forward: ForwardFn | None = None,
-        layout: ParamLayout | None = None,
+        layout: FlatLayout | None = None,
         batch_weights: Sequence[float] | None = None,
         chunk_size: int | None = None,
         max_chunk_size: int = 64,
@@ -189,7 +189,7 @@ class LandscapeEvaluator:
         self._scratch: Any = None  # see _scratch_model
 
     @property
-    def layout(self) -> ParamLayout:
+    def layout(self) -> FlatLayout:
         return self.fm.layout
 
     # ----------------------------------------------------------------------------- public
@@ -218,8 +218,8 @@ class LandscapeEvaluator:
             raise GradscopeError(
                 f"coefficients {tuple(coeffs.shape)} do not match directions {tuple(directions.shape)}"
             )
-        if directions.shape[1] != self.layout.size:
-            raise GradscopeError(f"directions have {directions.shape[1]} entries, the model {self.layout.size}")
+        if directions.shape[1] != self.layout.numel:
+            raise GradscopeError(f"directions have {directions.shape[1]} entries, the model {self.layout.numel}")
         n = coeffs.shape[0]
         labels = np.arange(n) if indices is None else np.asarray(indices)
         loss_out = np.full(n, np.nan)
@@ -326,7 +326,7 @@ class LandscapeEvaluator:
         for i in range(flat.shape[0]):
             if scratch is not None:
                 model, params = scratch
-                for p, v in zip(params, self.layout.unflatten(flat[i]).values()):
+                for p, v in zip(params, self.layout.named(flat[i]).values()):
                     p.copy_(v)
                 pairs = [self.fm.batch_loss_of(model, batch) for batch in self.fm.batches]
             else:

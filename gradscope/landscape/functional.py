@@ -20,7 +20,7 @@ from torch import nn
 from torch.func import functional_call
 
 from gradscope.errors import GradscopeError
-from gradscope.landscape.params import ParamLayout
+from gradscope.optim.flat import FlatLayout
 
 Batch = Any
 ForwardFn = Callable[[nn.Module, Batch], Any]
@@ -106,7 +106,7 @@ class FunctionalModel:
         loss_fn: LossFn,
         *,
         forward: ForwardFn | None = None,
-        layout: ParamLayout | None = None,
+        layout: FlatLayout | None = None,
         batch_weights: Sequence[float] | None = None,
     ) -> None:
         self.model = model
@@ -115,7 +115,7 @@ class FunctionalModel:
             raise GradscopeError("the evaluation set is empty: give at least one batch")
         self.loss_fn = loss_fn
         self.forward = forward or default_forward
-        self.layout = layout or ParamLayout.from_module(model)
+        self.layout = layout or FlatLayout.from_module(model)
         self.layout.parameters(model)  # checks that the layout matches the model
         raw = [float(w) for w in batch_weights] if batch_weights is not None else [
             float(batch_size(b)) for b in self.batches
@@ -137,7 +137,7 @@ class FunctionalModel:
 
     def named(self, flat: torch.Tensor) -> dict[str, torch.Tensor]:
         """The ``functional_call`` dictionary for a flat vector ``[..., P]`` (views, no copy)."""
-        return dict(zip(self._keys, self.layout.unflatten(flat).values()))
+        return dict(zip(self._keys, self.layout.named(flat).values()))
 
     def outputs(self, params: Mapping[str, torch.Tensor], batch: Batch) -> Any:
         """Model outputs on ``batch`` with ``params`` (from :meth:`named`) in place of θ."""

@@ -23,7 +23,7 @@ from torch import nn
 from gradscope.errors import ConfigError
 from gradscope.landscape.directions import Directions
 from gradscope.landscape.functional import Batch, ForwardFn, FunctionalModel, LossFn, eval_mode
-from gradscope.landscape.params import ParamLayout
+from gradscope.optim.flat import FlatLayout
 
 
 @dataclass
@@ -138,7 +138,7 @@ def top_eigenpairs(
     *,
     forward: ForwardFn | None = None,
     batch_weights: Sequence[float] | None = None,
-    layout: ParamLayout | None = None,
+    layout: FlatLayout | None = None,
     iters: int = 100,
     tol: float = 1e-4,
     seed: int = 0,
@@ -185,7 +185,7 @@ def hessian_directions(
     res = top_eigenpairs(
         model, batches, loss_fn, k, forward=forward, batch_weights=batch_weights, iters=iters, tol=tol, seed=seed
     )
-    layout = ParamLayout.from_module(model)
+    layout = FlatLayout.from_module(model)
     return Directions(
         vectors=res.vectors, layout=layout, kind="hessian", normalization="none",
         eigenvalues=tuple(float(x) for x in res.values),

@@ -35,7 +35,7 @@ from gradscope._version import __version__
 from gradscope.errors import GradscopeError
 from gradscope.landscape.directions import Directions
 from gradscope.landscape.grid import Grid
-from gradscope.landscape.params import ParamLayout
+from gradscope.optim.flat import FlatLayout
 from gradscope.landscape.settings import LandscapeSettings
 
 FORMAT = "gradscope.landscape"
@@ -130,7 +130,7 @@ def _directions_from_group(group: h5py.Group) -> Directions:
     eig = group.attrs.get("eigenvalues")
     return Directions(
         vectors=torch.from_numpy(group["vectors"][()]),
-        layout=ParamLayout.from_dict(json.loads(group.attrs["layout"])),
+        layout=FlatLayout.from_dict(json.loads(group.attrs["layout"])),
         kind=str(group.attrs["kind"]),
         normalization=str(group.attrs["normalization"]),
         include_1d=bool(group.attrs["include_1d"]),

@@ -8,7 +8,7 @@ from torch import nn
 
 from gradscope.errors import ConfigError, GradscopeError
 from gradscope.landscape import (
-    ParamLayout,
+    FlatLayout,
     directions_from_vectors,
     interpolation_direction,
     normalize_directions,
@@ -28,9 +28,9 @@ def conv_net() -> nn.Module:
 @pytest.mark.parametrize("include_1d", [False, True])
 def test_filter_normalization_matches_per_filter_loop(include_1d: bool) -> None:
     model = conv_net()
-    layout = ParamLayout.from_module(model)
+    layout = FlatLayout.from_module(model)
     theta = flat_params(model)
-    raw = torch.randn(2, layout.size, generator=torch.Generator().manual_seed(3))
+    raw = torch.randn(2, layout.numel, generator=torch.Generator().manual_seed(3))
     ours = normalize_directions(raw, theta, layout, "filter", include_1d)
     for k in range(2):
         ref = reference_filter_normalize(split_like(raw[k], model), split_like(theta, model), include_1d)
@@ -45,9 +45,9 @@ def test_filter_normalization_matches_per_filter_loop(include_1d: bool) -> None:
 
 def test_layer_and_model_normalization_match_references() -> None:
     model = mlp()
-    layout = ParamLayout.from_module(model)
+    layout = FlatLayout.from_module(model)
     theta = flat_params(model)
-    raw = torch.randn(layout.size, generator=torch.Generator().manual_seed(4))
+    raw = torch.randn(layout.numel, generator=torch.Generator().manual_seed(4))
     layer = normalize_directions(raw, theta, layout, "layer", include_1d=True)
     for d_t, t_t, r_t in zip(split_like(layer, model), split_like(theta, model), split_like(raw, model)):
         torch.testing.assert_close(d_t, r_t * (t_t.norm() / r_t.norm()), rtol=1e-6, atol=1e-7)
@@ -66,9 +66,9 @@ def test_zero_safe_on_fresh_model_with_zero_biases_and_rows() -> None:
             if isinstance(m, nn.Linear):
                 nn.init.zeros_(m.bias)  # as a fresh transformer's biases
         model[2].weight[3].zero_()  # a dead unit: zero-norm filter
-    layout = ParamLayout.from_module(model)
+    layout = FlatLayout.from_module(model)
     theta = flat_params(model)
-    raw = torch.randn(2, layout.size, generator=torch.Generator().manual_seed(5))
+    raw = torch.randn(2, layout.numel, generator=torch.Generator().manual_seed(5))
     raw[1, :10] = 0.0  # a zero row in the direction itself
     for include_1d in (False, True):
         for norm in ("filter", "layer", "model"):
@@ -99,8 +99,8 @@ def test_random_directions_are_seeded_and_renormalize_per_model() -> None:
 
 def test_directions_from_vectors_reorders_named_parameters() -> None:
     model = mlp()
-    layout = ParamLayout.from_module(model)
-    eps = torch.randn(layout.size, generator=torch.Generator().manual_seed(6))
+    layout = FlatLayout.from_module(model)
+    eps = torch.randn(layout.numel, generator=torch.Generator().manual_seed(6))
     # the same vector written in reversed parameter order, as another tool might store it
     pieces = split_like(eps, model)
     names = list(layout.names)[::-1]
@@ -128,7 +128,7 @@ def test_interpolation_direction_is_the_difference() -> None:
 
 def test_bad_normalization_and_selection_errors() -> None:
     model = mlp()
-    layout = ParamLayout.from_module(model)
+    layout = FlatLayout.from_module(model)
     theta = flat_params(model)
     with pytest.raises(ConfigError):
         normalize_directions(theta, theta, layout, "unit")

@@ -39,7 +39,7 @@ def test_round_trip(tmp_path: Path) -> None:
     assert back.directions.layout == ls.directions.layout and back.directions.seed == 7
     with h5py.File(path) as f:
         assert f.attrs["format"] == "gradscope.landscape" and f.attrs["version"] == 1
-        assert f["loss"].shape == (3, 5) and f["directions/vectors"].shape == (2, ls.directions.layout.size)
+        assert f["loss"].shape == (3, 5) and f["directions/vectors"].shape == (2, ls.directions.layout.numel)
 
 
 class Interrupt(Exception):

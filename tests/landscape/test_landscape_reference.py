@@ -32,7 +32,7 @@ from loss_landscapes.model_interface.model_parameters import ModelParameters  # 
 
 from gradscope.landscape import (  # noqa: E402
     LandscapeSettings,
-    ParamLayout,
+    FlatLayout,
     compute_landscape,
     normalize_directions,
     random_directions,
@@ -56,11 +56,11 @@ def _problem():
 
 def test_filter_normalize_agrees_on_weight_tensors_and_differs_on_biases_as_documented() -> None:
     model = nn.Sequential(nn.Conv2d(2, 4, 3), nn.Flatten(), nn.Linear(4 * 3 * 3, 5))
-    layout = ParamLayout.from_module(model)
+    layout = FlatLayout.from_module(model)
     theta = flat_params(model)
-    raw = torch.randn(layout.size, generator=torch.Generator().manual_seed(2))
+    raw = torch.randn(layout.numel, generator=torch.Generator().manual_seed(2))
     params = list(model.parameters())
-    split = lambda v: [v[a:b].view_as(p).clone() for a, b, p in zip(layout.offsets, layout.offsets[1:], params)]  # noqa: E731
+    split = lambda v: [v[a:b].view_as(p).clone() for (a, b), p in zip(layout.spans, params)]  # noqa: E731
     theirs = ModelParameters(split(raw))
     theirs.filter_normalize_(ModelParameters([p.detach().clone() for p in params]))
     ours = split(normalize_directions(raw, theta, layout, "filter", include_1d=True))

@@ -1,6 +1,8 @@
 """FlatLayout: the one flat-parameter layout (names, flatten/unflatten, per-tensor reductions)."""
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 from kit.optim import Branchy, make_model
@@ -68,3 +70,32 @@ def test_optimizers_know_names_when_given_named_parameters():
     named = go.SAM(model.named_parameters(), lr=0.01)
     assert named.layout.names == tuple(n for n, _ in model.named_parameters())
     assert go.SAM(model.parameters(), lr=0.01).layout.names is None
+
+
+def test_described_layout_round_trips_and_finds_its_parameters_in_another_model():
+    """The landscape stores a layout by names/shapes/dtypes and applies it to models read later."""
+    model, other = make_model(), make_model()
+    layout = FlatLayout.from_module(model)
+    back = FlatLayout.from_dict(json.loads(json.dumps(layout.to_dict())))
+    assert back == layout and back.params is None and back.numel == layout.numel
+    theta = back.flatten_module(other)
+    assert torch.equal(theta, torch.cat([p.detach().reshape(-1) for p in other.parameters()]))
+    with pytest.raises(GradscopeError, match="only described"):
+        back.flatten()
+    with pytest.raises(GradscopeError, match="has no parameter"):
+        back.parameters(Branchy())
+    with pytest.raises(GradscopeError, match="not a stored parameter layout"):
+        FlatLayout.from_dict({"names": ["a"]})
+
+
+def test_mixed_dtypes_flatten_to_the_common_type_and_named_casts_back():
+    model = torch.nn.Sequential(torch.nn.Linear(3, 2), torch.nn.Linear(2, 1))
+    model[1].to(torch.float64)
+    layout = FlatLayout.from_module(model)
+    assert layout.flat_dtype == torch.float64
+    theta = layout.flatten()
+    assert theta.dtype == torch.float64
+    named = layout.named(theta)
+    for name, p in model.named_parameters():
+        assert named[name].dtype == p.dtype and torch.equal(named[name], p.detach())
+    assert layout != FlatLayout.from_module(torch.nn.Sequential(torch.nn.Linear(3, 2), torch.nn.Linear(2, 1)))
