@@ -487,7 +487,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path("docs/reproduction"))
     parser.add_argument("--seed", type=int, default=0, help="the seed whose runs the step-level figures show")
     args = parser.parse_args(argv)
-    for path in write_reproduction(args.root, args.out, args.seed):
+    try:
+        written = write_reproduction(args.root, args.out, args.seed)
+    except GradscopeError as exc:  # a missing or unreadable study: one line, exit 2, as the CLI does
+        print(f"python -m analyses.reproduction: error: {exc}", file=sys.stderr)
+        return 2
+    for path in written:
         print(f"wrote {path}")
     return 0
 

@@ -21,6 +21,22 @@ def test_plan_covers_every_dataset_optimizer_and_seed() -> None:
     assert runs[0].seed == size.seeds[0] and runs[-1].seed == size.seeds[-1]  # seed by seed
 
 
+def test_entries_flag_selects_the_planned_runs_and_rejects_unknown_names(tmp_path, capsys) -> None:
+    assert study.main(["list", str(tmp_path), "--size", "cpu-compt", "--seeds", "0", "--entries", "adam,sam-k"]) == 0
+    listed = [line.split()[0] for line in capsys.readouterr().out.splitlines()]
+    assert listed == ["bbbp-adam-s0", "bbbp-sam-k-s0"]
+    with pytest.raises(SystemExit) as exc:
+        study.main(["list", str(tmp_path), "--entries", "adam,sharp"])
+    assert exc.value.code == 2 and "unknown study entries sharp" in capsys.readouterr().err
+
+
+def test_reproduction_of_an_empty_study_is_a_one_line_error(tmp_path, capsys) -> None:
+    (tmp_path / "runs").mkdir()
+    assert reproduction.main([str(tmp_path), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "holds no study runs" in err[0] and "Traceback" not in err[0]
+
+
 def test_record_flags_follow_the_paper_and_the_probe_skips_adam(tmp_path, monkeypatch) -> None:
     size = study.SIZES["cpu"]
     monkeypatch.delenv("GRADSCOPE_MOLECULENET", raising=False)
