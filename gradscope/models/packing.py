@@ -9,10 +9,15 @@ only where atoms meet — the attention — and for the readout (:meth:`AtomPack
 padding). Outputs and gradients equal the dense computation's up to float rounding; the switch is
 ``pack_atoms`` in :class:`~gradscope.models.ModelConfig` and :class:`~gradscope.models.CoMPTConfig`.
 
-Both directions are ``index_select`` with integer indices computed once per forward from the
-batch mask (:meth:`AtomPacking.from_mask`), so they run under ``torch.func.functional_call``,
-``vmap`` over parameters (the batch, hence the indices, unbatched), double backward and autocast.
-Finding the real atoms is a data-dependent size: on CUDA it costs one host sync per forward.
+Both directions are ``index_select`` with integer indices computed once per forward
+(:meth:`AtomPacking.for_batch`), so they run under ``torch.func.functional_call``, ``vmap`` over
+parameters (the batch, hence the indices, unbatched), double backward and autocast.
+
+The number of real atoms is a data-dependent size, which a forward pass must not wait for on an
+accelerator. The indices therefore come from the batch: a batch built with the field
+:data:`ATOM_INDEX` (``dataset.batch_fields = ("atom_index",)`` or ``collate(..., fields=...)``)
+carries them, computed on the host at collation; a batch on the CPU without it gets them from its
+mask (no device to wait for); on an accelerator without it the model runs the padded (dense) path.
 
 Dropout on packed rows (:meth:`AtomPacking.dropout`) draws its mask in the padded shape and keeps
 the real rows, so a seeded training run draws the very same random numbers as the dense model.
@@ -21,9 +26,27 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from typing import TYPE_CHECKING
+
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from gradscope.chem.collation import atom_mask, register_batch_field
+
+if TYPE_CHECKING:  # pragma: no cover
+    from gradscope.chem.batch import GraphBatch
+
+#: name of the batch field (``batch.extras``) holding the flat positions of the real atoms
+ATOM_INDEX = "atom_index"
+
+
+def real_atom_index(mask: torch.Tensor) -> torch.Tensor:
+    """int64 ``[N]``: flat positions ``b·L + l`` of the True entries of a ``[B, L]`` mask, in order."""
+    return torch.nonzero(mask.reshape(-1)).squeeze(1)
+
+
+register_batch_field(ATOM_INDEX, lambda parts: real_atom_index(atom_mask(parts)))
 
 
 @dataclass(frozen=True)
@@ -42,10 +65,20 @@ class AtomPacking:
     length: int
 
     @classmethod
-    def from_mask(cls, mask: torch.Tensor) -> "AtomPacking":
-        """The packing of a ``[B, L]`` bool mask (True on real atoms)."""
+    def for_batch(cls, batch: "GraphBatch") -> "AtomPacking | None":
+        """The batch's packing, without waiting on a device: from ``batch.extras[ATOM_INDEX]`` when
+        the batch carries it, else from a mask on the CPU; ``None`` (run dense) otherwise."""
+        index = batch.extras.get(ATOM_INDEX)
+        if index is None and batch.mask.device.type != "cpu":
+            return None
+        return cls.from_mask(batch.mask, index)
+
+    @classmethod
+    def from_mask(cls, mask: torch.Tensor, index: torch.Tensor | None = None) -> "AtomPacking":
+        """The packing of a ``[B, L]`` bool mask (True on real atoms); ``index`` as
+        :func:`real_atom_index` gives it (computed here when not given)."""
         flat = mask.reshape(-1)
-        index = torch.nonzero(flat).squeeze(1)
+        index = real_atom_index(mask) if index is None else index.to(device=flat.device, dtype=torch.int64)
         rank = torch.cumsum(flat, 0) - 1
         slot = torch.where(flat, rank, torch.full_like(rank, index.shape[0]))
         return cls(index=index, slot=slot, batch=int(mask.shape[0]), length=int(mask.shape[1]))

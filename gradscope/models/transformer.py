@@ -181,7 +181,7 @@ class GraphTransformer(MoleculeModel):
             self._capture_masks.append(mask)
         key_padding = ~mask[:, None, None, :]  # [B, 1, 1, L]
         biases = self.pair_bias(batch.bonds, batch.distances)
-        packing = AtomPacking.from_mask(mask) if self.config.pack_atoms else None
+        packing = AtomPacking.for_batch(batch) if self.config.pack_atoms else None
         x = self.atom_embed(batch.atoms if packing is None else packing.pack(batch.atoms))
         for i, layer in enumerate(self.layers):
             x = layer(x, biases[i], key_padding, packing)

@@ -117,7 +117,7 @@ class CoMPT(MoleculeModel):
         mask = batch.mask
         if self._capture_masks is not None:
             self._capture_masks.append(mask)
-        packing = AtomPacking.from_mask(mask) if self.config.pack_atoms else None
+        packing = AtomPacking.for_batch(batch) if self.config.pack_atoms else None
         x = self.embed_nodes(batch.atoms, mask, packing)
         edges = self.embed_edges(batch.bonds)
         for layer in self.layers:
