@@ -42,8 +42,9 @@ class ModelConfig:
         d_edge: hidden width of the bond-feature MLP that produces per-head attention biases.
         readout: ``"mean"`` (masked mean over atoms) or ``"attention"`` (learned softmax pooling).
         pack_atoms: run the per-atom layers on real atoms only (:mod:`gradscope.models.packing`;
-            same outputs and gradients up to float rounding, less time on padded batches). Configs
-            saved without it load with the default.
+            same outputs and gradients up to float rounding, less time on padded batches). Off by
+            default: see the module docstring of :mod:`gradscope.models.packing`. Configs saved
+            without it load with the default.
     """
 
     atom_dim: int
@@ -57,7 +58,7 @@ class ModelConfig:
     max_distance: int = 20
     d_edge: int = 32
     readout: str = "mean"
-    pack_atoms: bool = True
+    pack_atoms: bool = False
 
     #: the ``"architecture"`` entry of :meth:`to_dict` (see :mod:`gradscope.models.registry`)
     architecture: ClassVar[str] = "graph-transformer"

@@ -19,6 +19,14 @@ accelerator. The indices therefore come from the batch: a batch built with the f
 carries them, computed on the host at collation; a batch on the CPU without it gets them from its
 mask (no device to wait for); on an accelerator without it the model runs the padded (dense) path.
 
+The switch is off by default. Every output, loss and gradient agrees with the padded computation
+to float rounding, but a few gradients are zero in exact arithmetic — biases that shift a whole
+softmax row, such as the last bias of the graph transformer's bond MLP and CoMPT's bond and key
+biases — and hold only rounding noise, which differs between the two paths. A method that
+normalises each tensor on its own (the released GraphSAM, ``graphsam-released``) scales that noise
+up to visible per-layer ε norms, so its recorded trace would differ from the reference traces
+(``tests/test_trace_equality.py``) beyond their tolerance. Every other quantity stays within it.
+
 Dropout on packed rows (:meth:`AtomPacking.dropout`) draws its mask in the padded shape and keeps
 the real rows, so a seeded training run draws the very same random numbers as the dense model.
 """

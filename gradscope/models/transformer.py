@@ -28,7 +28,7 @@ Contracts relied on elsewhere:
   flow on tensor values), and under bf16 autocast (softmax runs in float32);
 * :func:`gradscope.models.capture_attention` records each layer's attention probabilities.
 
-With ``pack_atoms`` (the default) the per-atom layers — atom embedding, LayerNorms, the QKV and
+With ``pack_atoms`` the per-atom layers — atom embedding, LayerNorms, the QKV and
 output projections, the feed-forward and the residual sums — run on the batch's real atoms only
 (:mod:`gradscope.models.packing`); only the attention itself sees the padded ``[B, L]`` layout.
 """

@@ -184,9 +184,40 @@ def test_dropout_on_packed_rows_draws_the_dense_mask():
 
 
 @pytest.mark.parametrize("name", ["small", "compt-tiny"])
-def test_old_config_dicts_without_the_switch_load_packed(name):
-    model = build(name, pack=False)
+def test_old_checkpoints_without_the_switch_load(name):
+    model = build(name, pack=True)
     saved = model.config.to_dict()
-    assert saved["pack_atoms"] is False
+    assert saved["pack_atoms"] is True
     del saved["pack_atoms"]  # a config written before the switch existed
-    assert model_from_config_dict(saved).config.pack_atoms is True
+    old = model_from_config_dict(saved)
+    assert old.config.pack_atoms is False
+    old.load_state_dict(model.state_dict())  # packing adds no parameter or buffer
+    batch = make_batch(UNEVEN)
+    torch.testing.assert_close(old.eval()(batch), model.eval()(batch), atol=1e-6, rtol=1e-5)
+
+
+@pytest.mark.parametrize("name", ["gt-large-tiny", "compt-tiny"])
+def test_hessian_vector_product_packed_equals_dense(name):
+    batch = make_batch(UNEVEN)
+    target = torch.randn(len(batch), 2, generator=torch.Generator().manual_seed(0))
+    hvps = []
+    for pack in (False, True):
+        model = build(name, pack=pack).eval()
+        params = {k: v.detach() for k, v in model.named_parameters()}
+        v = {k: torch.randn(t.shape, generator=torch.Generator().manual_seed(i)) for i, (k, t) in enumerate(params.items())}
+
+        def loss(p, model=model):
+            return ((functional_call(model, p, (batch,)) - target) ** 2).mean()
+
+        hvps.append(torch.func.jvp(torch.func.grad(loss), (params,), (v,))[1])
+    assert_gradients(hvps[1], hvps[0])
+
+
+@pytest.mark.parametrize("name", ["small", "compt-tiny"])
+def test_bf16_autocast_with_packing(name):
+    batch = make_batch(UNEVEN)
+    model = build(name, pack=True).eval()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = model(batch)
+    assert out.dtype == torch.bfloat16 and torch.isfinite(out).all()
+    torch.testing.assert_close(out.float(), build(name, pack=False).eval()(batch), atol=0.1, rtol=0.05)

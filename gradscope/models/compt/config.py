@@ -26,7 +26,7 @@ readout instead of the GRU) and ``update_edges`` (``False`` as released: the rel
 updated edge states and then passes the *input* edge states on; ``True`` carries the updated ones
 to the next layer, as the paper's text and the authors' later re-implementation describe — every
 layer but the last then has an edge projection, the released model has none that matters).
-``pack_atoms`` (default ``True``) is a speed switch with no released counterpart: per-atom layers
+``pack_atoms`` (default ``False``) is a speed switch with no released counterpart: per-atom layers
 run on real atoms only (:mod:`gradscope.models.packing`), the same numbers up to float rounding;
 configs saved without it load with the default.
 Settings the released presets never change are fixed: mish everywhere (``dense_output_nonlinearity``),
@@ -69,7 +69,7 @@ class CoMPTConfig:
     positions: bool = True
     readout: str = "gru"
     update_edges: bool = False
-    pack_atoms: bool = True
+    pack_atoms: bool = False
 
     #: the ``"architecture"`` entry of :meth:`to_dict` (see :mod:`gradscope.models.registry`)
     architecture: ClassVar[str] = "compt"

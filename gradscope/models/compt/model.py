@@ -26,7 +26,7 @@ outgoing attention ``[B, H, L, L]``. The encoder is permutation-equivariant; the
 and the GRU make the whole model depend on atom order, as released (``positions=False,
 readout="mean"`` makes it order-free).
 
-With ``pack_atoms`` (the default) the embeddings, norms, projections, feed-forward and residual sums
+With ``pack_atoms`` the embeddings, norms, projections, feed-forward and residual sums
 run on the batch's real atoms only (:mod:`gradscope.models.packing`); the attention and the readout
 see the padded layout.
 """
