@@ -13,7 +13,7 @@ Usage: ``python -m benchmarks.models [--models compt,small,gt-large] [--threads 
 [--batches 4] [--device cpu] [--data bbbp.csv]`` (``compt-dense-keys`` takes ~10× ``compt``'s time and
 several GB; name it in ``--models`` to include it). Results: ``benchmarks/results/models.json``.
 
-``--padding`` measures instead what padding costs (docs/benchmarks.md §7): every model twice, its
+``--padding`` measures instead what padding costs (docs/benchmarks.md §8): every model twice, its
 per-atom layers on the padded batch (``pack_atoms=False``, dense) and on real atoms only (packed),
 each on ``--batches`` random batches and on as many size-bucketed batches (the first batches of an
 epoch ordered by :func:`gradscope.chem.bucket_order` with ``--bucket-batches K``, what
