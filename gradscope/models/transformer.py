@@ -27,6 +27,10 @@ Contracts relied on elsewhere:
   parameters (no in-place ops on parameter-dependent tensors, no host syncs, no Python control
   flow on tensor values), and under bf16 autocast (softmax runs in float32);
 * :func:`gradscope.models.capture_attention` records each layer's attention probabilities.
+
+With ``pack_atoms`` the per-atom layers — atom embedding, LayerNorms, the QKV and
+output projections, the feed-forward and the residual sums — run on the batch's real atoms only
+(:mod:`gradscope.models.packing`); only the attention itself sees the padded ``[B, L]`` layout.
 """
 from __future__ import annotations
 
@@ -39,6 +43,7 @@ from torch import nn
 from gradscope.models.base import MoleculeModel
 
 from gradscope.models.config import ModelConfig
+from gradscope.models.packing import AtomPacking, apply_dropout, run_sequential
 
 if TYPE_CHECKING:  # pragma: no cover
     from gradscope.chem.batch import GraphBatch
@@ -90,9 +95,14 @@ class GraphAttention(nn.Module):
         self.dropout = nn.Dropout(config.dropout)
         self._capture: list[torch.Tensor] | None = None  # set by capture_attention
 
-    def forward(self, x: torch.Tensor, bias: torch.Tensor, key_padding: torch.Tensor) -> torch.Tensor:
-        b, length, d = x.shape
-        q, k, v = self.qkv(x).reshape(b, length, 3, self.n_heads, self.head_dim).permute(2, 0, 3, 1, 4).unbind(0)
+    def forward(self, x: torch.Tensor, bias: torch.Tensor, key_padding: torch.Tensor,
+                packing: AtomPacking | None = None) -> torch.Tensor:
+        """Attention output, ``[B, L, d]`` — or ``[N, d]`` on real atoms when ``packing`` is given
+        (``x`` then holds the ``N`` real atoms' rows; the projections run on those only)."""
+        qkv = self.qkv(x) if packing is None else packing.unpack(self.qkv(x))
+        b, length = qkv.shape[0], qkv.shape[1]
+        d = qkv.shape[2] // 3
+        q, k, v = qkv.reshape(b, length, 3, self.n_heads, self.head_dim).permute(2, 0, 3, 1, 4).unbind(0)
         scores = (q @ k.transpose(-1, -2)) * (1.0 / math.sqrt(self.head_dim)) + bias.to(q.dtype)
         scores = scores.masked_fill(key_padding, float("-inf"))
         probs = torch.softmax(scores.float(), dim=-1)
@@ -100,7 +110,7 @@ class GraphAttention(nn.Module):
             self._capture.append(probs.detach())
         probs = self.dropout(probs).to(v.dtype)
         out = (probs @ v).transpose(1, 2).reshape(b, length, d)
-        return self.out(out)
+        return self.out(out if packing is None else packing.pack(out))
 
 
 class TransformerBlock(nn.Module):
@@ -117,9 +127,11 @@ class TransformerBlock(nn.Module):
         )
         self.dropout = nn.Dropout(config.dropout)
 
-    def forward(self, x: torch.Tensor, bias: torch.Tensor, key_padding: torch.Tensor) -> torch.Tensor:
-        x = x + self.dropout(self.attn(self.norm1(x), bias, key_padding))
-        return x + self.dropout(self.ffn(self.norm2(x)))
+    def forward(self, x: torch.Tensor, bias: torch.Tensor, key_padding: torch.Tensor,
+                packing: AtomPacking | None = None) -> torch.Tensor:
+        """``[B, L, d]`` → ``[B, L, d]``, or real atoms' rows ``[N, d]`` → ``[N, d]`` with ``packing``."""
+        x = x + apply_dropout(self.dropout, self.attn(self.norm1(x), bias, key_padding, packing), packing)
+        return x + apply_dropout(self.dropout, run_sequential(self.ffn, self.norm2(x), packing), packing)
 
 
 class MeanReadout(nn.Module):
@@ -169,10 +181,12 @@ class GraphTransformer(MoleculeModel):
             self._capture_masks.append(mask)
         key_padding = ~mask[:, None, None, :]  # [B, 1, 1, L]
         biases = self.pair_bias(batch.bonds, batch.distances)
-        x = self.atom_embed(batch.atoms)
+        packing = AtomPacking.for_batch(batch) if self.config.pack_atoms else None
+        x = self.atom_embed(batch.atoms if packing is None else packing.pack(batch.atoms))
         for i, layer in enumerate(self.layers):
-            x = layer(x, biases[i], key_padding)
-        return self.norm(x)
+            x = layer(x, biases[i], key_padding, packing)
+        x = self.norm(x)
+        return x if packing is None else packing.unpack(x)
 
 
 def build_model(config: ModelConfig) -> GraphTransformer:

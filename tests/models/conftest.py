@@ -6,6 +6,7 @@ import pytest
 from gradscope.chem import collate
 from gradscope.chem.featurizers import COMPT
 from gradscope.models import ModelConfig, build_model
+from gradscope.models.packing import ATOM_INDEX
 
 SMILES = [
     "CCO", "c1ccccc1O", "CC(=O)Nc1ccc(O)cc1", "[Cl-].C[NH3+]", "CN1C=NC2=C1C(=O)N(C(=O)N2C)C",
@@ -21,6 +22,12 @@ def graphs():
 @pytest.fixture
 def batch(graphs):
     return collate(graphs, n_tasks=2)
+
+
+@pytest.fixture
+def indexed_batch(graphs):
+    """The batch carrying the real atoms' positions (what an accelerator batch needs for packing)."""
+    return collate(graphs, n_tasks=2, fields=(ATOM_INDEX,))
 
 
 def tiny(n_tasks: int = 2, **kw) -> ModelConfig:

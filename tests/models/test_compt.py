@@ -119,12 +119,14 @@ def test_hessian_vector_product_via_func_equals_double_backward(batch, readout):
         torch.testing.assert_close(hvp[k], r, atol=1e-4, rtol=1e-3)
 
 
+@pytest.mark.parametrize("pack", [False, True])
 @pytest.mark.parametrize("dropout", [0.0, 0.1])
-def test_forward_and_backward_never_sync_the_host(batch, dropout):
+def test_forward_and_backward_never_sync_the_host(indexed_batch, dropout, pack):
+    # packing on: the batch carries the real atoms' positions, as an accelerator batch must
     torch.manual_seed(0)
-    model = build_compt(compt_tiny(dropout=dropout)).train()
+    model = build_compt(compt_tiny(dropout=dropout, pack_atoms=pack)).train()
     with _NoHostSync():
-        loss = model(batch).square().mean()
+        loss = model(indexed_batch).square().mean()
         loss.backward()
     assert all(p.grad is not None for p in model.parameters())
 

@@ -88,10 +88,12 @@ class _NoHostSync(TorchFunctionMode):
         return func(*args, **(kwargs or {}))
 
 
-def test_forward_and_backward_never_sync_the_host(batch):
-    model = build_model(tiny(dropout=0.1)).train()
+@pytest.mark.parametrize("pack", [False, True])
+def test_forward_and_backward_never_sync_the_host(indexed_batch, pack):
+    # packing on: the batch carries the real atoms' positions, as an accelerator batch must
+    model = build_model(tiny(dropout=0.1, pack_atoms=pack)).train()
     with _NoHostSync():
-        loss = model(batch).square().mean()
+        loss = model(indexed_batch).square().mean()
         loss.backward()
     assert all(p.grad is not None for p in model.parameters())
 

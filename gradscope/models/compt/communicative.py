@@ -34,6 +34,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from gradscope.models.compt.config import CoMPTConfig
+from gradscope.models.packing import AtomPacking
 
 
 @dataclass(frozen=True)
@@ -107,21 +108,29 @@ class CommunicativeAttention(nn.Module):
         return out * scale, inc * scale, key
 
     def forward(self, x: torch.Tensor, edges: "torch.Tensor | AffineEdges", distances: torch.Tensor,
-                mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Node update ``[B, L, d]`` and, with ``update_edges``, edge update ``[B, L, L, d]`` (else None)."""
-        q, v = self._heads(self.query(x)), self._heads(self.value(x))
+                mask: torch.Tensor, packing: AtomPacking | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Node update ``[B, L, d]`` and, with ``update_edges``, edge update ``[B, L, L, d]`` (else None).
+
+        With ``packing``, ``x`` and the node update are the real atoms' rows ``[N, d]``: the query,
+        value and output projections run on those only.
+        """
+        q, v = self.query(x), self.value(x)
+        if packing is not None:
+            q, v = packing.unpack(q), packing.unpack(v)
+        q, v = self._heads(q), self._heads(v)
         out, inc, key = self.scores(q, edges)
         padded_key = ~mask[:, None, None, :]
         p_out = torch.softmax(out.float().masked_fill(padded_key, float("-inf")), dim=-1)
         p_in = torch.softmax(inc.float().masked_fill(padded_key, float("-inf")), dim=-1)
         if self._capture is not None:
             self._capture.append(p_out.detach())
-        length = x.shape[1]
+        length = mask.shape[1]
         eye = torch.eye(length, dtype=torch.bool, device=x.device)
         message = torch.where(eye, p_in, p_out + p_in)  # a_out + a_in − diag(a_out)
         message = message * attenuation_kernel(distances, mask, self.attenuation, self.kernel).unsqueeze(1)
         message = self.dropout(message).to(v.dtype)
-        nodes = F.mish(self.node_out((message @ v).transpose(1, 2).flatten(2)))
+        gathered = (message @ v).transpose(1, 2).flatten(2)
+        nodes = F.mish(self.node_out(gathered if packing is None else packing.pack(gathered)))
         if self.edge_out is None:
             return nodes, None
         if key is None:

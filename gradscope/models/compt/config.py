@@ -26,6 +26,9 @@ readout instead of the GRU) and ``update_edges`` (``False`` as released: the rel
 updated edge states and then passes the *input* edge states on; ``True`` carries the updated ones
 to the next layer, as the paper's text and the authors' later re-implementation describe — every
 layer but the last then has an edge projection, the released model has none that matters).
+``pack_atoms`` (default ``False``) is a speed switch with no released counterpart: per-atom layers
+run on real atoms only (:mod:`gradscope.models.packing`), the same numbers up to float rounding;
+configs saved without it load with the default.
 Settings the released presets never change are fixed: mish everywhere (``dense_output_nonlinearity``),
 Xavier-uniform initialisation of every matrix (``init_type='uniform'``).
 
@@ -66,6 +69,7 @@ class CoMPTConfig:
     positions: bool = True
     readout: str = "gru"
     update_edges: bool = False
+    pack_atoms: bool = False
 
     #: the ``"architecture"`` entry of :meth:`to_dict` (see :mod:`gradscope.models.registry`)
     architecture: ClassVar[str] = "compt"
@@ -89,7 +93,7 @@ class CoMPTConfig:
                               f"got {self.distance_kernel!r}")
         if self.readout not in READOUTS:
             raise ConfigError(f"CoMPTConfig.readout must be one of {READOUTS}, got {self.readout!r}")
-        for name in ("scale_norm", "positions", "update_edges"):
+        for name in ("scale_norm", "positions", "update_edges", "pack_atoms"):
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(f"CoMPTConfig.{name} must be True or False, got {getattr(self, name)!r}")
 

@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from gradscope.models.compt.config import CoMPTConfig
+from gradscope.models.packing import AtomPacking, apply_dropout
 
 
 class ScaleNorm(nn.Module):
@@ -63,9 +64,10 @@ class FeedForward(nn.Module):
         self.linears = nn.ModuleList(nn.Linear(config.d_model, config.d_model) for _ in range(config.n_dense))
         self.dropout = nn.Dropout(config.dropout)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, packing: AtomPacking | None = None) -> torch.Tensor:
+        """``[..., d]`` → ``[..., d]``; ``packing`` when ``x`` holds packed rows (dropout drawn as if padded)."""
         for linear in self.linears:
-            x = self.dropout(F.mish(linear(x)))
+            x = apply_dropout(self.dropout, F.mish(linear(x)), packing)
         return x
 
 

@@ -25,6 +25,10 @@ in float32) with no host syncs; :func:`gradscope.models.capture_attention` recor
 outgoing attention ``[B, H, L, L]``. The encoder is permutation-equivariant; the position table
 and the GRU make the whole model depend on atom order, as released (``positions=False,
 readout="mean"`` makes it order-free).
+
+With ``pack_atoms`` the embeddings, norms, projections, feed-forward and residual sums
+run on the batch's real atoms only (:mod:`gradscope.models.packing`); the attention and the readout
+see the padded layout.
 """
 from __future__ import annotations
 
@@ -40,6 +44,7 @@ from gradscope.models.compt.communicative import AffineEdges, CommunicativeAtten
 from gradscope.models.compt.config import CoMPTConfig
 from gradscope.models.compt.layers import FeedForward, Head, make_norm
 from gradscope.models.compt.readout import make_readout
+from gradscope.models.packing import AtomPacking, apply_dropout
 
 if TYPE_CHECKING:  # pragma: no cover
     from gradscope.chem.batch import GraphBatch
@@ -56,11 +61,12 @@ class EncoderLayer(nn.Module):
         self.dropout = nn.Dropout(config.dropout)
 
     def forward(self, x: torch.Tensor, edges: "torch.Tensor | AffineEdges", distances: torch.Tensor,
-                mask: torch.Tensor) -> tuple[torch.Tensor, "torch.Tensor | AffineEdges"]:
-        h = self.dropout(self.norm(x))
-        attended, new_edges = self.attention(h, edges, distances, mask)
-        a = h + self.dropout(self.norm(attended))
-        out = h + a + self.dropout(self.norm(self.feed_forward(a)))
+                mask: torch.Tensor, packing: AtomPacking | None = None) -> tuple[torch.Tensor, "torch.Tensor | AffineEdges"]:
+        """Node states ``[B, L, d]`` (or real atoms' rows ``[N, d]`` with ``packing``) and edge states."""
+        h = apply_dropout(self.dropout, self.norm(x), packing)
+        attended, new_edges = self.attention(h, edges, distances, mask, packing)
+        a = h + apply_dropout(self.dropout, self.norm(attended), packing)
+        out = h + a + apply_dropout(self.dropout, self.norm(self.feed_forward(a, packing)), packing)
         return out, (edges if new_edges is None else new_edges)
 
 
@@ -87,13 +93,16 @@ class CoMPT(MoleculeModel):
             if p.dim() > 1:
                 nn.init.xavier_uniform_(p)
 
-    def embed_nodes(self, atoms: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """Initial node states ``[B, L, d]``: scaled atom embedding plus position embedding."""
-        x = self.dropout(self.atom_embed(atoms)) * self.scale
+    def embed_nodes(self, atoms: torch.Tensor, mask: torch.Tensor, packing: AtomPacking | None = None) -> torch.Tensor:
+        """Initial node states ``[B, L, d]`` (real atoms' rows ``[N, d]`` with ``packing``): scaled
+        atom embedding plus position embedding."""
+        positions = (mask.cumsum(1) * mask).clamp(max=self.config.max_atoms)  # 1, 2, … on real atoms, 0 on padding
+        if packing is not None:
+            atoms, positions = packing.pack(atoms), packing.pack(positions)
+        x = apply_dropout(self.dropout, self.atom_embed(atoms), packing) * self.scale
         if self.position_table is None:
             return x
-        positions = (mask.cumsum(1) * mask).clamp(max=self.config.max_atoms)  # 1, 2, … on real atoms, 0 on padding
-        return x + self.dropout(self.position_table[positions])
+        return x + apply_dropout(self.dropout, self.position_table[positions], packing)
 
     def embed_edges(self, bonds: torch.Tensor) -> "torch.Tensor | AffineEdges":
         """Initial edge states: unmaterialised (:class:`AffineEdges`) unless edges get updated or
@@ -108,11 +117,13 @@ class CoMPT(MoleculeModel):
         mask = batch.mask
         if self._capture_masks is not None:
             self._capture_masks.append(mask)
-        x = self.embed_nodes(batch.atoms, mask)
+        packing = AtomPacking.for_batch(batch) if self.config.pack_atoms else None
+        x = self.embed_nodes(batch.atoms, mask, packing)
         edges = self.embed_edges(batch.bonds)
         for layer in self.layers:
-            x, edges = layer(x, edges, batch.distances, mask)
-        return self.norm(x)
+            x, edges = layer(x, edges, batch.distances, mask, packing)
+        x = self.norm(x)
+        return x if packing is None else packing.unpack(x)
 
 
 def build_compt(config: CoMPTConfig) -> CoMPT:
