@@ -125,9 +125,11 @@ def _first_line(exc: BaseException) -> str:
 
 def build_model_for(config: RecordConfig, dataset: MoleculeDataset) -> torch.nn.Module:
     """The model ``config.model`` names (gradscope.models registry), sized to ``dataset`` (features,
-    tasks; for ``compt`` the released per-dataset size and the largest molecule)."""
+    tasks; for ``compt`` the released per-dataset size and the largest molecule); ``--pack-atoms``
+    switches its packed per-atom layers on."""
+    overrides = {"pack_atoms": True} if config.pack_atoms else {}  # else the model's own default
     return build_model_for_name(config.model, atom_dim=dataset.atom_dim, bond_dim=dataset.bond_dim,
-                                n_tasks=dataset.n_tasks, dataset=dataset)
+                                n_tasks=dataset.n_tasks, dataset=dataset, **overrides)
 
 
 def build_optimizer(config: RecordConfig, model: torch.nn.Module, steps_per_epoch: int):

@@ -114,6 +114,9 @@ class RecordConfig:
     model: str = flag("small", "the model: tiny, small, gt-large (gradscope's graph transformer; gt-large was "
                       "called compt before), compt (the faithful CoMPT of Chen et al. 2021, sized per dataset as "
                       "released), compt-tiny (docs/models.md)", "model, device, output", choices=model_names())
+    pack_atoms: bool = flag(False, "run the model's per-atom layers on real atoms only, not on padding (same "
+                            "outputs and gradients to float rounding, faster on random batches; docs/models.md)",
+                            "model, device, output")
     seed: int = flag(0, "seed of the split, the initialisation and the epochs' batch orders",
                      "model, device, output")
     device: str = flag("auto", "auto (CUDA when present), cpu, cuda, cuda:N", "model, device, output")

@@ -36,6 +36,7 @@ import torch
 
 from gradscope._version import __version__
 from gradscope.chem.batch import bucket_order
+from gradscope.models.packing import ATOM_INDEX
 from gradscope.errors import GradscopeError
 from gradscope.models.registry import model_from_config_dict
 from gradscope.optim.registry import Method, get_method
@@ -185,6 +186,8 @@ class Trainer:
         # a resumed run rebuilds the model its checkpoint describes (model names may have changed meaning)
         model = model_from_config_dict(ckpt.model_config) if ckpt else build_model_for(config, self.data.dataset)
         self.model = model.to(self.device)
+        if getattr(getattr(model, "config", None), "pack_atoms", False):  # the real atoms' positions, collated on the host
+            self.data.dataset.batch_fields = (*self.data.dataset.batch_fields, ATOM_INDEX)
         self.steps_per_epoch = self._steps_per_epoch()
         self.optimizer, self.rho_schedule = build_optimizer(config, self.model, self.steps_per_epoch)
         self.lr_schedule = build_lr_scheduler(self.optimizer, config.lr_schedule,

@@ -52,3 +52,21 @@ def test_configs_of_older_versions_read_compt_as_the_graph_transformer_preset() 
     old = json.loads((Path(__file__).resolve().parents[1] / "data" / "old-run" / "config.json").read_text())
     assert RecordConfig.from_dict({**old, "model": "compt"}).model == "gt-large"
     assert RecordConfig.from_dict(RecordConfig(model="compt").to_dict()).model == "compt"
+
+
+@pytest.mark.parametrize("model", ["tiny", "compt-tiny"])
+def test_pack_atoms_records_the_trace_of_the_padded_run(regression_csv: Path, tmp_path: Path, model: str) -> None:
+    """--pack-atoms: the model's per-atom layers on real atoms only; the run's losses, ‖ε‖ and ‖ω‖
+    are those of the padded run to float rounding, and the checkpoint keeps the switch."""
+    runs = {}
+    for packed in (False, True):
+        out = tmp_path / f"run-{packed}"
+        flags = ("--pack-atoms",) if packed else ()
+        assert main(record_args(regression_csv, out, "--model", model, "--optimizer", "sam", "--quiet", *flags)) == 0
+        runs[packed] = open_trace(out / "trace.h5")
+        assert load_run(out).model_config.pack_atoms is packed
+        assert runs[packed].config["pack_atoms"] is packed
+    for column in ("loss", "eps_norm", "omega_norm"):
+        dense, packed = runs[False].steps[column], runs[True].steps[column]
+        assert dense.shape == packed.shape and len(dense) == 6
+        assert max(abs(a - b) / max(abs(a), 1e-12) for a, b in zip(dense, packed)) < 1e-4, column
