@@ -35,7 +35,8 @@ from typing import Any
 import numpy as np
 
 from analyses.names import display_name
-from analyses.paper import PAPER_ATTENTION_ENTROPY, PAPER_CONSISTENT_PCT, PAPER_EXACT_AGREEMENT_PCT, canonical_optimizer
+from analyses.paper import (PAPER_ATTENTION_ENTROPY, PAPER_COMPT_GRAPHS_PER_S, PAPER_COMPT_TEST, PAPER_CONSISTENT_PCT,
+                            PAPER_EXACT_AGREEMENT_PCT, canonical_optimizer)
 from analyses.runs import MissingDataError, RunIdentity, run_identity, step_column
 from analyses.study import ENTRIES, LANDSCAPE_OPTIMIZERS, entry_of
 from analyses.tables import to_markdown
@@ -294,11 +295,24 @@ def _throughput_rows(runs: Sequence[dict[str, Any]], agg: list[dict[str, Any]]) 
         adam = by.get((d, "adam"), {}).get("graphs_per_s_mean", _nan())
         metric = next((r["metric"] for r in runs if r["dataset"] == d), "")
         g = a["graphs_per_s_mean"]
+        key = canonical_optimizer(a["optimizer"])
+        paper_g, paper_sam = (PAPER_COMPT_GRAPHS_PER_S.get((d, k), _nan()) for k in (key, "sam"))
         rows.append({"dataset": d, "optimizer": _shown(a["optimizer"]), "seeds": str(a["seeds"]),
                      "test (best val epoch)": f"{metric} {_pm(a, 'test_metric', 3)}",
+                     "paper (CoMPT)": _paper_test(d, key),
                      "graphs/s": f"{g:.0f}" if math.isfinite(g) else "—", "× Adam": _ratio(g, adam, 2),
-                     "× SAM": _ratio(g, sam, 2), "passes/step": _pm(a, "passes_per_step", 2)})
+                     "× SAM": _ratio(g, sam, 2), "paper × SAM": _ratio(paper_g, paper_sam, 2),
+                     "passes/step": _pm(a, "passes_per_step", 2)})
     return rows
+
+
+def _paper_test(dataset: str, optimizer: str) -> str:
+    """The paper's CoMPT test metric (Tables 1–2) for one row, "mean ± std" where it gives a std."""
+    value = PAPER_COMPT_TEST.get((dataset, optimizer))
+    if value is None:
+        return "—"
+    mean, std = value
+    return f"{mean:.3f}" if std is None else f"{mean:.3f} ± {std:.3f}"
 
 
 def _observation_rows(agg: list[dict[str, Any]]) -> tuple[list[dict[str, str]], list[dict[str, str]]]:

@@ -77,7 +77,10 @@ def _cells(rows: Sequence[Mapping[str, Any]], cols: Sequence[str], digits: int) 
 
 def to_markdown(rows: Sequence[Mapping[str, Any]], columns: Sequence[str] | None = None,
                 headers: Mapping[str, str] | None = None, digits: int = 4) -> str:
-    """A GitHub-flavoured Markdown table (``headers`` renames columns)."""
+    """A GitHub-flavoured Markdown table (``headers`` renames columns); a line saying so when there
+    are no rows and no columns to show."""
+    if not rows and not columns:
+        return "(no rows)\n"
     cols = _columns(rows, columns)
     names = [(headers or {}).get(c, c) for c in cols]
     lines = ["| " + " | ".join(names) + " |", "|" + "|".join("---" for _ in cols) + "|"]
