@@ -21,6 +21,7 @@ memory-mapped. This module needs no RDKit.
 """
 from __future__ import annotations
 
+import array
 import json
 import mmap
 from dataclasses import dataclass
@@ -136,14 +137,55 @@ def build_store(n_atoms: Sequence[int], n_bonds: Sequence[int], bonds: np.ndarra
         raise ValueError("codes disagree with the atom and bond counts")
     if len(n_atoms) and max(n_atoms) > MAX_ATOMS_PER_MOLECULE:
         raise ValueError(f"a molecule has more than {MAX_ATOMS_PER_MOLECULE} atoms")
-    encoded = [s.encode() for s in smiles]
-    smiles_ptr = _ptr([len(b) for b in encoded])
-    smiles_bytes = np.frombuffer(b"".join(encoded), dtype=np.uint8).copy()
+    smiles_bytes, smiles_ptr = pack_strings(smiles)
     keys = np.zeros(len(smiles), dtype=np.uint64) if keys is None else np.asarray(keys, dtype=np.uint64)
     if len(keys) != len(smiles):
         raise ValueError("one key per molecule")
     return MoleculeStore(atom_ptr, bond_ptr, np.asarray(bonds, dtype=np.int16).reshape(-1, 2),
                          dict(atom_codes), dict(bond_codes), smiles_ptr, smiles_bytes, keys)
+
+
+def pack_strings(strings: Iterable[str]) -> tuple[np.ndarray, np.ndarray]:
+    """``strings`` as one UTF-8 uint8 array and int64 offsets (string ``i`` is bytes
+    ``ptr[i]:ptr[i+1]``), built without a Python object per string."""
+    text = bytearray()
+    ends = array.array("q", [0])
+    for s in strings:
+        text += s.encode()
+        ends.append(len(text))
+    return np.frombuffer(text, dtype=np.uint8), np.frombuffer(ends, dtype=np.int64)  # no copy: views
+
+
+class PackedStrings(Sequence[str]):
+    """A read-only sequence of strings kept as UTF-8 bytes with offsets (:func:`pack_strings`).
+
+    A Python ``str`` costs ~50 bytes besides its characters, plus 8 for the list's pointer; a
+    million SMILES as a list take ~100 MB where these two arrays take ~50 MB, and, freed, they go
+    back to the system at once (many small objects leave their memory pools fragmented). Items are
+    decoded when asked for; a slice gives a list.
+    """
+
+    def __init__(self, strings: Iterable[str]) -> None:
+        self._bytes, self._ptr = pack_strings(strings)
+
+    def __len__(self) -> int:
+        return len(self._ptr) - 1
+
+    def __getitem__(self, i):  # type: ignore[override]
+        if isinstance(i, slice):
+            ptr = self._ptr
+            text = self._bytes
+            return [bytes(text[ptr[k]:ptr[k + 1]]).decode() for k in range(*i.indices(len(self)))]
+        n = len(self)
+        k = int(i) + n if int(i) < 0 else int(i)
+        if not 0 <= k < n:
+            raise IndexError("string index out of range")
+        return bytes(self._bytes[self._ptr[k]:self._ptr[k + 1]]).decode()
+
+    @property
+    def nbytes(self) -> int:
+        """UTF-8 bytes of all the strings (what a store's ``smiles_bytes`` of them takes)."""
+        return int(self._ptr[-1])
 
 
 def _ptr(counts: Sequence[int]) -> np.ndarray:
