@@ -171,7 +171,7 @@ class PackedStrings(Sequence[str]):
     def __len__(self) -> int:
         return len(self._ptr) - 1
 
-    def __getitem__(self, i):  # type: ignore[override]
+    def __getitem__(self, i: "int | slice") -> "str | list[str]":  # type: ignore[override]
         if isinstance(i, slice):
             ptr = self._ptr
             text = self._bytes

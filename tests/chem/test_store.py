@@ -220,9 +220,10 @@ def test_packed_strings_read_like_the_list():
     assert len(PackedStrings([])) == 0 and PackedStrings([])[:] == []
 
 
-def test_a_packed_column_featurizes_like_the_list():
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_packed_column_featurizes_like_the_list(workers):
     want, reasons = featurize_column(SMILES, COMPT, chunk=3)
-    got, again = featurize_column(PackedStrings(SMILES), COMPT, chunk=3)
+    got, again = featurize_column(PackedStrings(SMILES), COMPT, chunk=3, workers=workers)
     assert again == reasons
     for name, array in want.arrays().items():
         assert np.array_equal(got.arrays()[name], array), name
