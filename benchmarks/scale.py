@@ -13,12 +13,24 @@ re-parses repeated molecules) the main cost, which real data does not have. The 
 base molecule's Crippen logP.
 
 For each size and worker count, a fresh process loads the CSV with an empty cache and reports
-wall time (CSV reading, parsing, featurization, cache writing), molecules/s, the bytes the
-dataset keeps per molecule (``dataset.nbytes``), and its resident memory: the RSS before
-loading (imports), after, and the peak (``VmHWM``); then another fresh process reloads it from
-the disk cache (memory-mapped). One training measurement on the 100k set: ``small`` model,
-GraphSAM, batch 32, a fixed number of steps timed (collation included) with random batches and
-with ``--bucket-batches 50``, extrapolated to one epoch of the 80 % training split.
+wall time (CSV reading, parsing, featurization, cache writing), molecules/s and memory; then
+another fresh process reloads it from the disk cache (memory-mapped). Memory, per molecule:
+
+* **kept**: the bytes of the arrays the dataset holds (``dataset.nbytes``: the store's code,
+  bond, offset, SMILES and key arrays, labels, row numbers);
+* **base**: the process's RSS just before loading, after imports and one load and batch of 4
+  molecules (what a process allocates once: RDKit's tables, lazily imported modules, torch's
+  first operations);
+* **after**: RSS when ``load_dataset`` has returned, minus base; **peak**: the highest RSS
+  until then (``VmHWM``), minus base. (A first batch is built afterwards, to check the data.) Both are also reported as ratios to kept
+  (``after_over_kept``, ``peak_over_kept``; the target is ``peak_over_kept`` ≤ 2).
+
+A reload maps the arrays from disk, so its after/peak count only the pages read (the CSV is
+still read for its labels and checksum). Worker processes (``--workers``) are not included. One training measurement on the 100k set: ``small`` model,
+GraphSAM, batch 32, 3 warm-up steps and ``--train-steps`` timed steps (collation included; one
+epoch at most) with random batches and with ``--bucket-batches 50``, extrapolated to one epoch of
+the 80 % training split from the median step; when the steps make the whole epoch (2,500 steps for
+100k molecules), its measured time is reported as well.
 
 Usage: ``python -m benchmarks.scale [--quick] [--sizes 10000,100000,1000000] [--workers 1,2]
 [--train-steps 60] [--workdir DIR]``. Results: benchmarks/results/scale.json (merged by size and
@@ -157,14 +169,33 @@ def _kept_bytes(ds: Any) -> int:
     return int(total)
 
 
+def warm_up() -> None:
+    """Load and batch the :data:`WARM_UP` molecules once (no cache): what is allocated once per
+    process (RDKit's ~40 MiB of tables, lazily imported modules, torch's first operations) is
+    then in the base RSS, not counted per molecule."""
+    import gc
+    import warnings
+
+    from gradscope.chem import load_dataset
+
+    with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        path = Path(tmp, "warm-up.csv")
+        path.write_text("smiles,logp\n" + "".join(f"{s},{k / 3:.3f}\n" for k, s in enumerate(WARM_UP)))
+        ds = load_dataset(path, use_cache=False, progress=False)
+        ds.batch(list(range(len(ds))))
+    del ds
+    gc.collect()
+
+
 def child_load(csv_path: str, cache: str, workers: int) -> dict[str, Any]:
     """Load ``csv_path`` once in this (fresh) process and report time and memory."""
     import warnings
 
     import torch  # noqa: F401  (imports and RDKit's lazily built tables count in the baseline)
-    from gradscope.chem import featurize_smiles, load_dataset
+    from gradscope.chem import load_dataset
 
-    featurize_smiles(WARM_UP)  # RDKit builds ~40 MiB of tables on first use: not per molecule
+    warm_up()
     base_kib = _status_kib("VmRSS")
     kwargs: dict[str, Any] = {"cache_dir": cache, "progress": True}
     if workers != 1:
@@ -174,15 +205,17 @@ def child_load(csv_path: str, cache: str, workers: int) -> dict[str, Any]:
         warnings.simplefilter("ignore")
         ds = load_dataset(csv_path, **kwargs)
     seconds = time.perf_counter() - t0
-    first = ds.batch(list(range(min(32, len(ds)))))  # the data is usable (and touched, when mapped)
+    after_kib, peak_kib = _status_kib("VmRSS"), _status_kib("VmHWM")  # loading only, not the batch below
+    first = ds.batch(list(range(min(32, len(ds)))))  # the data is usable
     assert len(first) == min(32, len(ds))
     kept = _kept_bytes(ds)
     out = {"molecules": len(ds), "seconds": seconds, "mol_per_s": len(ds) / seconds, "kept_bytes": kept,
            "kept_bytes_per_mol": kept / len(ds), "rss_base_mib": base_kib / 1024,
-           "rss_after_mib": _status_kib("VmRSS") / 1024, "rss_peak_mib": _status_kib("VmHWM") / 1024}
+           "rss_after_mib": after_kib / 1024, "rss_peak_mib": peak_kib / 1024}
     out["peak_over_base_per_mol"] = (out["rss_peak_mib"] - out["rss_base_mib"]) * 2**20 / len(ds)
     out["after_over_base_per_mol"] = (out["rss_after_mib"] - out["rss_base_mib"]) * 2**20 / len(ds)
     out["peak_over_kept"] = (out["rss_peak_mib"] - out["rss_base_mib"]) * 2**20 / kept
+    out["after_over_kept"] = (out["rss_after_mib"] - out["rss_base_mib"]) * 2**20 / kept
     if hasattr(ds, "store"):
         out["arrays"] = {name: int(a.nbytes) for name, a in ds.store.arrays().items()}
     return out
@@ -220,7 +253,9 @@ def child_train(csv_path: str, cache: str, steps: int, bucket: int | None) -> di
     order = train[perm]
     optimizer.anchor()
     collate_s, step_s, cpu, real, slots = [], [], [], 0, 0
-    for k in range(steps + 3):
+    run_cpu, run_wall = time.process_time(), time.perf_counter()
+    steps_run = min(steps + 3, steps_per_epoch)  # 3 warm-up steps, then timed ones; one epoch at most
+    for k in range(steps_run):
         c0, t0 = time.process_time(), time.perf_counter()
         batch = ds.batch(order[k * 32:(k + 1) * 32], standardizer=std)
         t1 = time.perf_counter()
@@ -237,11 +272,15 @@ def child_train(csv_path: str, cache: str, steps: int, bucket: int | None) -> di
             cpu.append(time.process_time() - c0)
             real += int(batch.mask.sum())
             slots += batch.mask.numel()
-    return {"train_molecules": len(train), "steps_per_epoch": steps_per_epoch, "steps_timed": steps,
-            "bucket_batches": bucket, "step_wall_s": median(step_s), "step_cpu_s": median(cpu),
-            "collate_wall_s": median(collate_s), "real_atom_fraction": real / slots,
-            "epoch_cpu_s_extrapolated": median(cpu) * steps_per_epoch,
-            "epoch_wall_s_extrapolated": median(step_s) * steps_per_epoch}
+    out = {"train_molecules": len(train), "steps_per_epoch": steps_per_epoch, "steps_timed": len(cpu),
+           "bucket_batches": bucket, "step_wall_s": median(step_s), "step_cpu_s": median(cpu),
+           "collate_wall_s": median(collate_s), "real_atom_fraction": real / slots,
+           "epoch_cpu_s_extrapolated": median(cpu) * steps_per_epoch,
+           "epoch_wall_s_extrapolated": median(step_s) * steps_per_epoch}
+    if steps_run == steps_per_epoch:  # the whole epoch ran: its measured time (warm-up steps included)
+        out["epoch_cpu_s"] = time.process_time() - run_cpu
+        out["epoch_wall_s"] = time.perf_counter() - run_wall
+    return out
 
 
 def _spawn(args: list[str], env_path: str | None = None) -> dict[str, Any]:
@@ -261,7 +300,7 @@ def _spawn(args: list[str], env_path: str | None = None) -> dict[str, Any]:
 
 # -- the run -------------------------------------------------------------------------------------------
 def run(sizes: list[int], workers: list[int], train_steps: int, workdir: Path,
-        gradscope_path: str | None = None, result_name: str = "scale") -> dict[str, Any]:
+        gradscope_path: str | None = None, result_name: str = "scale", command: str | None = None) -> dict[str, Any]:
     t0 = time.perf_counter()
     bases = base_molecules()
     log(f"  {len(bases)} base molecules ({time.perf_counter() - t0:.0f} s)")
@@ -289,23 +328,28 @@ def run(sizes: list[int], workers: list[int], train_steps: int, workdir: Path,
             training.append(r)
             log(f"  training {train_size:,} (bucket {bucket}): {r['step_cpu_s'] * 1e3:.0f} ms CPU/step, "
                 f"collate {r['collate_wall_s'] * 1e3:.1f} ms, epoch ≈ {r['epoch_cpu_s_extrapolated'] / 60:.0f} min")
-    result = {"machine": machine_info(), "base_molecules": len(bases), "loads": loads, "training": training,
-              "note": "fresh process per measurement; RSS from /proc/self/status (VmRSS, VmHWM); per-molecule "
-                      "memory is over the RSS after imports and featurizing 4 molecules (RDKit's tables); worker "
-                      "processes not included; training: median step, extrapolated"}
+    machine = machine_info()
+    machine["command"] = command or machine["command"]
+    result = {"machine": machine, "base_molecules": len(bases), "loads": loads, "training": training,
+              "note": "fresh process per measurement; RSS from /proc/self/status (VmRSS, VmHWM); kept: bytes of "
+                      "the arrays the dataset holds (dataset.nbytes); base: RSS after imports and loading and batching 4 "
+                      "molecules (one-time allocations); after/peak: RSS after loading / VmHWM, minus base, per molecule "
+                      "and as ratios to kept; reload: arrays memory-mapped from the disk cache; worker processes "
+                      "not included; training: median step, extrapolated"}
     return merge_result(result_name, result)
 
 
 def merge_result(name: str, new: dict[str, Any]) -> dict[str, Any]:
     """Write ``new`` into benchmarks/results/<name>.json, keeping the entries of earlier runs for
-    other (size, workers) and (size, bucket) pairs, so that sizes can be measured in separate runs."""
+    other (size, workers) and (size, bucket) pairs, so that sizes can be measured in separate runs
+    (each entry records its date and command)."""
     from benchmarks.common import RESULTS_DIR
 
     path = RESULTS_DIR / f"{name}.json"
     old = json.loads(path.read_text()) if path.is_file() else {"loads": [], "training": []}
-    date = new["machine"]["date"]
+    date, command = new["machine"]["date"], new["machine"]["command"]
     for entry in new["loads"] + new["training"]:
-        entry["date"] = date
+        entry["date"], entry["command"] = date, command
     loads = {(x["size"], x["workers"]): x for x in old.get("loads", []) + new["loads"]}
     training = {(x["size"], x["bucket_batches"]): x for x in old.get("training", []) + new["training"]}
     merged = {**new, "loads": [loads[k] for k in sorted(loads)],
@@ -315,15 +359,33 @@ def merge_result(name: str, new: dict[str, Any]) -> dict[str, Any]:
 
 
 def print_table(r: dict[str, Any]) -> None:
-    print("\nsize       workers  mol/s   kept B/mol  peak B/mol  peak/kept  reload s")
+    print("\nsize       workers  mol/s   kept B/mol  after B/mol  peak B/mol  after/kept  peak/kept  "
+          "reload s  reload peak B/mol")
     for x in r["loads"]:
         c, w = x["cold"], x["reload"]
+        after_kept = c.get("after_over_kept", c["after_over_base_per_mol"] / c["kept_bytes_per_mol"])
         print(f"{x['size']:>9,} {x['workers']:>7} {c['mol_per_s']:>7,.0f} {c['kept_bytes_per_mol']:>10,.0f} "
-              f"{c['peak_over_base_per_mol']:>11,.0f} {c['peak_over_kept']:>9.2f} {w['seconds']:>9.2f}")
+              f"{c['after_over_base_per_mol']:>12,.0f} {c['peak_over_base_per_mol']:>11,.0f} {after_kept:>11.2f} "
+              f"{c['peak_over_kept']:>10.2f} {w['seconds']:>9.2f} {w['peak_over_base_per_mol']:>18,.0f}")
     for t in r["training"]:
         print(f"training {t['size']:,} bucket={t['bucket_batches']}: {t['step_cpu_s'] * 1e3:.0f} ms/step CPU, "
-              f"epoch of {t['steps_per_epoch']} steps ≈ {t['epoch_cpu_s_extrapolated'] / 60:.1f} min; "
-              f"{t['real_atom_fraction']:.0%} of padded slots are atoms")
+              f"epoch of {t['steps_per_epoch']} steps ≈ {t['epoch_cpu_s_extrapolated'] / 60:.1f} min"
+              + (f" (measured: {t['epoch_cpu_s'] / 60:.1f} min CPU, {t['epoch_wall_s'] / 60:.1f} min wall)"
+                 if "epoch_cpu_s" in t else "") + f"; {t['real_atom_fraction']:.0%} of padded slots are atoms")
+
+
+def recorded_command(argv: list[str]) -> str:
+    """The command line as recorded in the results: this module, without the options that name
+    folders of this machine (``--workdir``, ``--gradscope-path``)."""
+    kept, skip = [], False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg in ("--workdir", "--gradscope-path"):
+            skip = True
+        elif not arg.startswith(("--workdir=", "--gradscope-path=")):
+            kept.append(arg)
+    return " ".join(["python", "-m", "benchmarks.scale", *kept])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -349,12 +411,13 @@ def main(argv: list[str] | None = None) -> int:
     sizes = [10_000] if args.quick else [int(s) for s in args.sizes.split(",")]
     workers = [1] if args.quick else [int(w) for w in args.workers.split(",")]
     steps = 20 if args.quick else args.train_steps
+    command = recorded_command(argv if argv is not None else sys.argv[1:])
     if args.workdir:
         Path(args.workdir).mkdir(parents=True, exist_ok=True)
-        print_table(run(sizes, workers, steps, Path(args.workdir), args.gradscope_path, args.result))
+        print_table(run(sizes, workers, steps, Path(args.workdir), args.gradscope_path, args.result, command))
     else:
         with tempfile.TemporaryDirectory() as tmp:
-            print_table(run(sizes, workers, steps, Path(tmp), args.gradscope_path, args.result))
+            print_table(run(sizes, workers, steps, Path(tmp), args.gradscope_path, args.result, command))
     return 0
 
 

@@ -28,7 +28,7 @@ from gradscope.chem.featurize import (EMPTY, PROGRESS_MIN, TOO_LARGE, UNPARSEABL
                                       featurize_column, featurize_smiles)
 from gradscope.chem.featurizers import Featurizer, get_featurizer
 from gradscope.chem.graph import MolGraph
-from gradscope.chem.store import MoleculeStore
+from gradscope.chem.store import MoleculeStore, PackedStrings
 from gradscope.chem.registry import CLASSIFICATION, DatasetInfo, dataset_info, is_registered
 from gradscope.chem.spec import DEMO, DatasetSpec
 from gradscope.chem.standardize import Standardizer
@@ -271,7 +271,7 @@ def _batch_of(dataset: MoleculeDataset, standardizer: Standardizer | None, indic
 # featurization with caching
 
 def _featurize_cached(
-    smiles: list[str],
+    smiles: Sequence[str],
     sha256: str,
     smiles_column: str,
     feat: Featurizer,
@@ -378,8 +378,9 @@ def _load(spec: DatasetSpec, *, data_dir, cache_dir, base_url, download, progres
     table, info = _read_source(spec, data_dir=data_dir, cache_dir=cache_dir, base_url=base_url, download=download,
                                progress=progress)
     resolved, labels, n_bad_values = _resolve_columns(spec, table, info)
-    # from here on only the SMILES column is needed: the table (all rows as Python strings) goes
-    smiles = [s.strip() for s in table.column(resolved.smiles_column)]
+    # from here on only the SMILES column is needed, packed (PackedStrings); the table (all rows
+    # as Python strings) goes
+    smiles = PackedStrings(s.strip() for s in table.column(resolved.smiles_column))
     source, sha256 = table.source, table.sha256
     del table
     feat = get_featurizer(resolved.featurizer)
@@ -462,7 +463,7 @@ def _warn_about_rows(dataset: MoleculeDataset, n_rows: int, n_bad_values: int) -
     warnings.warn(f"{dataset.name}: {'; '.join(parts)}", DataWarning, stacklevel=4)
 
 
-def _apply_duplicates(smiles: list[str], labels: np.ndarray, keep: np.ndarray, keys: np.ndarray,
+def _apply_duplicates(smiles: Sequence[str], labels: np.ndarray, keep: np.ndarray, keys: np.ndarray,
                       skipped: list[SkippedRow], policy: str
                       ) -> tuple[list["_duplicates.DuplicateGroup"], np.ndarray, list[SkippedRow]]:
     """Find molecules present in several kept rows and apply ``policy`` (``keep`` or ``first``).

@@ -28,7 +28,7 @@ from gradscope.chem._rdkit import parse_smiles, quiet_rdkit
 from gradscope.chem.featurizers import Featurizer, get_featurizer
 from gradscope.chem.graph import MolGraph
 from gradscope.chem.progress import Progress
-from gradscope.chem.store import MoleculeStore, StoreBuilder, concat_stores
+from gradscope.chem.store import MoleculeStore, PackedStrings, StoreBuilder, concat_stores
 from gradscope.errors import GradscopeError
 
 UNPARSEABLE = "unparseable SMILES"
@@ -106,8 +106,9 @@ def featurize_column(
     feat = get_featurizer(featurizer)
     chunk = chunk or min(CHUNK, max(50, -(-len(smiles) // 20)))
     starts = range(0, len(smiles), chunk)
-    chars = sum(len(s) for s in smiles)  # bounds atoms and bonds: each takes a character at least
-    builder = StoreBuilder(feat.encode([], []), len(smiles), chars, chars, sum(len(s.encode()) for s in smiles))
+    # the SMILES' bytes bound the atoms and bonds: each takes a character at least
+    chars = smiles.nbytes if isinstance(smiles, PackedStrings) else sum(len(s.encode()) for s in smiles)
+    builder = StoreBuilder(feat.encode([], []), len(smiles), chars, chars, chars)
     reasons: list[str] = []
 
     def take(piece: tuple[MoleculeStore, list[str]]) -> None:

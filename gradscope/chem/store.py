@@ -21,7 +21,9 @@ memory-mapped. This module needs no RDKit.
 """
 from __future__ import annotations
 
+import array
 import json
+import mmap
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Sequence
@@ -135,14 +137,55 @@ def build_store(n_atoms: Sequence[int], n_bonds: Sequence[int], bonds: np.ndarra
         raise ValueError("codes disagree with the atom and bond counts")
     if len(n_atoms) and max(n_atoms) > MAX_ATOMS_PER_MOLECULE:
         raise ValueError(f"a molecule has more than {MAX_ATOMS_PER_MOLECULE} atoms")
-    encoded = [s.encode() for s in smiles]
-    smiles_ptr = _ptr([len(b) for b in encoded])
-    smiles_bytes = np.frombuffer(b"".join(encoded), dtype=np.uint8).copy()
+    smiles_bytes, smiles_ptr = pack_strings(smiles)
     keys = np.zeros(len(smiles), dtype=np.uint64) if keys is None else np.asarray(keys, dtype=np.uint64)
     if len(keys) != len(smiles):
         raise ValueError("one key per molecule")
     return MoleculeStore(atom_ptr, bond_ptr, np.asarray(bonds, dtype=np.int16).reshape(-1, 2),
                          dict(atom_codes), dict(bond_codes), smiles_ptr, smiles_bytes, keys)
+
+
+def pack_strings(strings: Iterable[str]) -> tuple[np.ndarray, np.ndarray]:
+    """``strings`` as one UTF-8 uint8 array and int64 offsets (string ``i`` is bytes
+    ``ptr[i]:ptr[i+1]``), built without a Python object per string."""
+    text = bytearray()
+    ends = array.array("q", [0])
+    for s in strings:
+        text += s.encode()
+        ends.append(len(text))
+    return np.frombuffer(text, dtype=np.uint8), np.frombuffer(ends, dtype=np.int64)  # no copy: views
+
+
+class PackedStrings(Sequence[str]):
+    """A read-only sequence of strings kept as UTF-8 bytes with offsets (:func:`pack_strings`).
+
+    A Python ``str`` costs ~50 bytes besides its characters, plus 8 for the list's pointer; a
+    million SMILES as a list take ~100 MB where these two arrays take ~50 MB, and, freed, they go
+    back to the system at once (many small objects leave their memory pools fragmented). Items are
+    decoded when asked for; a slice gives a list.
+    """
+
+    def __init__(self, strings: Iterable[str]) -> None:
+        self._bytes, self._ptr = pack_strings(strings)
+
+    def __len__(self) -> int:
+        return len(self._ptr) - 1
+
+    def __getitem__(self, i: "int | slice") -> "str | list[str]":  # type: ignore[override]
+        if isinstance(i, slice):
+            ptr = self._ptr
+            text = self._bytes
+            return [bytes(text[ptr[k]:ptr[k + 1]]).decode() for k in range(*i.indices(len(self)))]
+        n = len(self)
+        k = int(i) + n if int(i) < 0 else int(i)
+        if not 0 <= k < n:
+            raise IndexError("string index out of range")
+        return bytes(self._bytes[self._ptr[k]:self._ptr[k + 1]]).decode()
+
+    @property
+    def nbytes(self) -> int:
+        """UTF-8 bytes of all the strings (what a store's ``smiles_bytes`` of them takes)."""
+        return int(self._ptr[-1])
 
 
 def _ptr(counts: Sequence[int]) -> np.ndarray:
@@ -155,30 +198,32 @@ class StoreBuilder:
     """Appends stores (chunks of featurized molecules) into one, copying each chunk once.
 
     The arrays are allocated up front for ``atoms``/``bonds`` rows (upper bounds: a SMILES has at
-    least one character per atom and per bond, so its length bounds both) with ``np.empty``, whose
-    pages the system provides only when they are written. So memory grows with what was appended,
-    a chunk can be freed as soon as it is copied, and loading peaks near the kept size instead of
-    holding the chunks and their concatenation at once. A bound that proves too small doubles
-    the array (correct, only slower).
+    least one character per atom and per bond, so its length bounds both) and ``molecules``
+    molecules, each in its own anonymous memory map (:func:`untouched_array`), whose pages the
+    system provides only when they are written. So resident memory grows with what was
+    appended, never with the bounds; a chunk can be freed as soon as it is copied, the offsets
+    are written in place (no list of per-chunk counts), and :meth:`finish` returns views (no
+    final copy): loading peaks near the kept size. A bound that proves too small doubles the
+    array (correct, only slower).
     """
 
     def __init__(self, like: MoleculeStore, molecules: int, atoms: int, bonds: int, smiles_bytes: int) -> None:
-        caps = {"atom": atoms, "bond": bonds, "smiles_bytes": smiles_bytes, "keys": molecules}
-        self._arrays = {name: np.empty((max(caps[_kind(name)], 1),) + a.shape[1:], dtype=a.dtype)
-                        for name, a in like.arrays().items() if not name.endswith("_ptr")}
-        self._used = {"atom": 0, "bond": 0, "smiles_bytes": 0, "keys": 0}
-        self._counts: dict[str, list[np.ndarray]] = {"atom_ptr": [], "bond_ptr": [], "smiles_ptr": []}
+        caps = {"atom": atoms, "bond": bonds, "smiles_bytes": smiles_bytes, "keys": molecules, "ptr": molecules + 1}
+        self._arrays = {name: untouched_array((max(caps[_kind(name)], 1),) + a.shape[1:], a.dtype)
+                        for name, a in like.arrays().items()}
+        self._used = {"atom": 0, "bond": 0, "smiles_bytes": 0, "keys": 0, "ptr": 1}
+        for name in _PTR_OF:
+            self._arrays[name][0] = 0
 
     def append(self, store: MoleculeStore) -> None:
         """Copy ``store``'s molecules after those appended before."""
         sizes = {"atom": int(store.atom_ptr[-1]), "bond": int(store.bond_ptr[-1]),
-                 "smiles_bytes": int(store.smiles_ptr[-1]), "keys": len(store)}
+                 "smiles_bytes": int(store.smiles_ptr[-1]), "keys": len(store), "ptr": len(store)}
         for name, array in store.arrays().items():
-            if name.endswith("_ptr"):
-                self._counts[name].append(np.diff(array))
-                continue
             kind = _kind(name)
             start = self._used[kind]
+            if kind == "ptr":  # offsets continue from the rows appended before
+                array = array[1:] + self._used[_PTR_OF[name]]
             self._fit(name, start + len(array))
             self._arrays[name][start:start + len(array)] = array
         for kind, n in sizes.items():
@@ -187,25 +232,42 @@ class StoreBuilder:
     def _fit(self, name: str, needed: int) -> None:
         old = self._arrays[name]
         if needed > len(old):
-            new = np.empty((max(needed, 2 * len(old)),) + old.shape[1:], dtype=old.dtype)
+            new = untouched_array((max(needed, 2 * len(old)),) + old.shape[1:], old.dtype)
             new[:len(old)] = old
             self._arrays[name] = new
 
     def finish(self) -> MoleculeStore:
         """The store of everything appended (the arrays are views of the builder's)."""
-        arrays = {name: a[:self._used[_kind(name)]] for name, a in self._arrays.items()}
-        for name, counts in self._counts.items():
-            arrays[name] = _ptr(np.concatenate(counts) if counts else np.zeros(0, dtype=np.int64))
-        return _from_arrays(arrays)
+        return _from_arrays({name: a[:self._used[_kind(name)]] for name, a in self._arrays.items()})
+
+
+#: which rows each offsets array counts
+_PTR_OF = {"atom_ptr": "atom", "bond_ptr": "bond", "smiles_ptr": "smiles_bytes"}
 
 
 def _kind(name: str) -> str:
-    """Which count an array's length follows: atoms, bonds, SMILES bytes, or molecules (``keys``)."""
+    """Which count an array's length follows: atoms, bonds, SMILES bytes, molecules (``keys``), or
+    molecules + 1 (offsets)."""
+    if name in _PTR_OF:
+        return "ptr"
     if name.startswith("atom."):
         return "atom"
     if name.startswith("bond.") or name == "bonds":
         return "bond"
     return name
+
+
+def untouched_array(shape: tuple[int, ...], dtype: "np.dtype | type") -> np.ndarray:
+    """A zero-filled array in its own anonymous memory map: its pages become resident only when
+    written, and go back to the system when the array is freed.
+
+    ``np.empty`` promises neither: for a large array malloc may hand out heap memory that earlier,
+    freed objects (the CSV's text, featurization chunks) left resident, so a buffer sized for an
+    upper bound would cost its whole size; and freed heap memory often stays with the process.
+    """
+    count = int(np.prod(shape))
+    buffer = mmap.mmap(-1, max(count * np.dtype(dtype).itemsize, 1))
+    return np.frombuffer(buffer, dtype=dtype, count=count).reshape(shape)
 
 
 def concat_stores(parts: "list[MoleculeStore]") -> MoleculeStore:

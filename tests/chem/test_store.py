@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from collections import deque
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,7 +13,8 @@ from gradscope.chem.collation import BATCH_FIELDS, BatchParts, hop_distances, re
 from gradscope.chem.columns import Scalar
 from gradscope.chem.featurize import EMPTY, TOO_LARGE, UNPARSEABLE, featurize_column
 from gradscope.chem.featurizers import COMPT, MINIMAL, Featurizer
-from gradscope.chem.store import concat_stores, load_store, ranges, save_store
+from gradscope.chem.store import (PackedStrings, StoreBuilder, concat_stores, load_store, ranges, save_store,
+                                   untouched_array)
 from gradscope.errors import GradscopeError
 
 SMILES = ["CCO", "c1ccccc1", "[Cl-].C[NH3+]", "", "not_smiles", "CC(=O)Nc1ccc(O)cc1", "C", "[Na+].[Cl-]",
@@ -64,6 +66,60 @@ def test_concat_and_files_round_trip(tmp_path):
     assert meta["hello"] == 1 and isinstance(back.atom_ptr, np.memmap)
     for name, array in whole.arrays().items():
         assert np.array_equal(back.arrays()[name], array), name
+
+
+def plain_concat(parts):
+    """Reference: row arrays concatenated, offsets rebuilt from every molecule's counts in a loop."""
+    out = {}
+    for name in parts[0].arrays():
+        if name.endswith("_ptr"):
+            offsets, total = [0], 0
+            for p in parts:
+                ptr = p.arrays()[name].tolist()
+                for i in range(len(ptr) - 1):
+                    total += ptr[i + 1] - ptr[i]
+                    offsets.append(total)
+            out[name] = np.array(offsets, dtype=np.int64)
+        else:
+            out[name] = np.concatenate([p.arrays()[name] for p in parts])
+    return out
+
+
+@pytest.mark.parametrize("bound", ["exact", "too_small"])
+def test_builder_appends_chunks_like_a_plain_concatenation(bound):
+    parts = [featurize_column(SMILES[i:i + 3] * (i + 1), COMPT)[0] for i in range(0, len(SMILES), 3)]
+    parts = [p for p in parts if len(p)]
+    want = plain_concat(parts)
+    sizes = [len(want["keys"]), len(want["atom.atomic_number"]), len(want["bonds"]), len(want["smiles_bytes"])]
+    if bound == "too_small":  # every array has to grow, some several times
+        sizes = [1, 1, 1, 1]
+    builder = StoreBuilder(COMPT.encode([], []), *sizes)
+    for p in parts:
+        builder.append(p)
+    got = builder.finish().arrays()
+    assert sorted(got) == sorted(want)
+    for name, array in want.items():
+        assert got[name].dtype == array.dtype and np.array_equal(got[name], array), name
+    assert builder.finish().all_smiles() == [s for p in parts for s in p.all_smiles()]
+
+
+def test_an_empty_builder_gives_an_empty_store():
+    store = StoreBuilder(MINIMAL.encode([], []), 5, 10, 10, 10).finish()
+    assert len(store) == 0 and store.atom_ptr.tolist() == [0] and store.all_smiles() == []
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").is_file(), reason="reads VmRSS from /proc")
+def test_untouched_capacity_is_not_resident():
+    def rss_kib():
+        line = next(x for x in Path("/proc/self/status").read_text().splitlines() if x.startswith("VmRSS:"))
+        return int(line.split()[1])
+
+    before = rss_kib()
+    big = untouched_array((64 * 2**20, 2), np.float32)  # 512 MiB of capacity
+    big[:1000] = 7.0
+    assert rss_kib() - before < 32 * 1024  # only the written pages (and this test's own objects)
+    assert big[:1000].min() == 7.0 and not big[1000:2000].any() and big.shape == (64 * 2**20, 2)
+    del big
 
 
 def test_int8_storage_refuses_what_it_cannot_hold():
@@ -149,3 +205,25 @@ def test_a_registered_batch_field_arrives_in_extras(tmp_path):
             collate([ds[0]], fields=("nope",))
     finally:
         BATCH_FIELDS.pop("adjacency", None)
+
+
+def test_packed_strings_read_like_the_list():
+    strings = ["CCO", "", "c1ccccc1", "[Na+].[Cl-]", "éthanol", "  x "]
+    packed = PackedStrings(iter(strings))
+    assert len(packed) == len(strings) and packed.nbytes == sum(len(s.encode()) for s in strings)
+    assert [packed[i] for i in range(-len(strings), len(strings))] == strings + strings
+    for sl in (slice(None), slice(1, 4), slice(4, 100), slice(None, None, 2), slice(3, 3)):
+        assert packed[sl] == strings[sl]
+    assert list(packed) == strings and packed.index("c1ccccc1") == 2
+    with pytest.raises(IndexError):
+        packed[len(strings)]
+    assert len(PackedStrings([])) == 0 and PackedStrings([])[:] == []
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_packed_column_featurizes_like_the_list(workers):
+    want, reasons = featurize_column(SMILES, COMPT, chunk=3)
+    got, again = featurize_column(PackedStrings(SMILES), COMPT, chunk=3, workers=workers)
+    assert again == reasons
+    for name, array in want.arrays().items():
+        assert np.array_equal(got.arrays()[name], array), name
