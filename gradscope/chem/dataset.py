@@ -342,7 +342,7 @@ def load_dataset(
         base_url: download location (default ``$GRADSCOPE_DATA_URL`` or DeepChem's bucket).
         download: allow downloading a named dataset that is not cached.
         progress: show progress (download; featurization of ≥ 500 molecules): bars on a
-            terminal, lines in logs elsewhere (:mod:`gradscope.chem.progress`).
+            terminal, lines in logs elsewhere (:mod:`gradscope.progress`).
         use_cache: read and write the feature cache.
         workers: processes that featurize in parallel (a cache hit needs none).
 

@@ -27,7 +27,7 @@ from rdkit import Chem
 from gradscope.chem._rdkit import parse_smiles, quiet_rdkit
 from gradscope.chem.featurizers import Featurizer, get_featurizer
 from gradscope.chem.graph import MolGraph
-from gradscope.chem.progress import Progress
+from gradscope.progress import Progress
 from gradscope.chem.store import MoleculeStore, PackedStrings, StoreBuilder, concat_stores
 from gradscope.errors import GradscopeError
 
@@ -100,7 +100,7 @@ def featurize_column(
     Args:
         workers: processes featurizing chunks in parallel (1: this process only).
         progress: show progress (from :data:`PROGRESS_MIN` molecules on): a bar on a terminal,
-            log lines elsewhere (:mod:`gradscope.chem.progress`).
+            log lines elsewhere (:mod:`gradscope.progress`).
     """
     workers = check_workers(workers)
     feat = get_featurizer(featurizer)

@@ -28,7 +28,6 @@ import torch
 from torch import nn
 from torch.func import vmap
 from torch.utils import _pytree as pytree
-from tqdm.auto import tqdm
 
 from gradscope.errors import ConfigError, GradscopeError
 from gradscope.landscape.functional import (
@@ -41,6 +40,7 @@ from gradscope.landscape.functional import (
     eval_mode,
 )
 from gradscope.optim.flat import FlatLayout
+from gradscope.progress import Progress
 
 ChunkCallback = Callable[[np.ndarray, np.ndarray, "np.ndarray | None"], None]
 """``on_chunk(point_indices, losses, metrics)`` called after every evaluated chunk."""
@@ -209,7 +209,7 @@ class LandscapeEvaluator:
             directions: ``[k, P]``.
             coefficients: ``[N, k]`` (float64 recommended; applied in the parameters' dtype).
             indices: labels of the rows handed to ``on_chunk`` (default ``arange(N)``).
-            progress: show a tqdm bar.
+            progress: show progress (a bar on a terminal, lines in logs: :mod:`gradscope.progress`).
             on_chunk: called after each chunk with (indices, losses, metrics) — for writing
                 results as they come (resumable files).
         """
@@ -239,7 +239,7 @@ class LandscapeEvaluator:
                 else:  # a loop gains nothing from large chunks; they only set the write granularity
                     self.chunk_size = min(cap, 16)
             tuner = self._tuner if self._tuner is not None and self._tuner.active else None  # tuning goes on
-            bar = tqdm(total=n, desc=desc, unit="pt", disable=not progress, leave=False)
+            bar = Progress(n, desc, unit="points", enabled=progress)
             try:
                 pos = 0
                 while pos < n:
@@ -276,7 +276,7 @@ class LandscapeEvaluator:
                     pos += size
                     bar.update(size)
             finally:
-                bar.close()
+                bar.close(finished=pos >= n)
         return EvalResult(loss_out, metric_out)
 
     def plain_loss(self) -> float:

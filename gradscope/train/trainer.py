@@ -131,7 +131,7 @@ class Trainer:
         self.quiet, self.stop_when = quiet, stop_when
         self.log = log or (lambda msg: print(msg, file=sys.stderr))
         self._bars = (not quiet) and (sys.stderr.isatty() if progress is None else progress)
-        # loading data shows progress as bars on a terminal and as log lines elsewhere (gradscope.chem.progress)
+        # loading data shows progress as bars on a terminal and as log lines elsewhere (gradscope.progress)
         self._data_progress = (not quiet) and progress is not False
         check_out_dir(self.out, resume=resume, overwrite=overwrite)
         ckpt = Checkpoint.read(self.out / "checkpoints" / "last.pt") if resume else None

@@ -305,3 +305,23 @@ def test_tuner_switches_to_a_loop_when_single_points_are_fastest(monkeypatch: py
     res = ev.evaluate(dirs.vectors, grid.coefficients())
     assert ev.mode == "loop" and ev.chunk_size == 8
     np.testing.assert_allclose(res.loss, reference_surface(model, batches, ce_loss, dirs.vectors, grid).ravel(), rtol=1e-5)
+
+
+def test_progress_in_a_log_is_lines_not_a_bar(caplog) -> None:
+    """Where stderr is not a terminal (a log file, a batch job) the grid's progress is plain lines
+    with the count and rate, ending with the total (through the ``gradscope`` logger when logging
+    is set up, as under pytest); nothing when progress is off."""
+    import logging
+
+    model, batches = mlp(), classification_batches()
+    dirs = random_directions(model, 1, seed=2)
+    coefficients = np.linspace(-1, 1, 5)[:, None]
+    ev = LandscapeEvaluator(model, batches, ce_loss, mode="loop", chunk_size=1)
+    with caplog.at_level(logging.INFO, logger="gradscope"):
+        ev.evaluate(dirs.vectors, coefficients, progress=True, desc="landscape adam")
+        lines = [r.getMessage() for r in caplog.records if r.name == "gradscope"]
+        assert lines[0].startswith("landscape adam: 1/5 points (20 %)")
+        assert lines[-1].startswith("landscape adam: 5 points in ")
+        caplog.clear()
+        ev.evaluate(dirs.vectors, coefficients, progress=False)
+        assert not [r for r in caplog.records if r.name == "gradscope"]

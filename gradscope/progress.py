@@ -1,4 +1,4 @@
-"""Progress of long data work (featurization): a bar on a terminal, plain lines in logs.
+"""Progress of long work (featurization, landscape grids): a bar on a terminal, plain lines in logs.
 
 Where stderr is a terminal, a tqdm bar. Anywhere else (a log file, ``2>&1 | tee``, a batch
 job, a notebook) one line about every :data:`LINE_EVERY_S` seconds or every 10 % of the work,
@@ -7,7 +7,7 @@ whichever comes first, with the rate and the time left, and a last line with the
     featurizing bbbp: 246,000/1,230,000 molecules (20 %), 2,480 molecules/s, ETA 6 min 37 s
     featurizing bbbp: 1,230,000 molecules in 8 min 16 s (2,479 molecules/s)
 
-The lines go to the ``gradscope.chem`` logger at INFO level when the application has configured
+The lines go to the ``gradscope`` logger at INFO level when the application has configured
 logging (any handler on it or its parents), so they take the application's format and
 destination; otherwise they are written to stderr directly, so that a plain script's log shows
 them with no setup.
@@ -20,7 +20,7 @@ import sys
 import time
 from typing import TextIO
 
-LOGGER = logging.getLogger("gradscope.chem")
+LOGGER = logging.getLogger("gradscope")
 #: seconds between progress lines when stderr is not a terminal
 LINE_EVERY_S = 10.0
 
@@ -51,7 +51,7 @@ class Progress:
         if terminal if terminal is not None else _isatty(self._stream):
             from tqdm.auto import tqdm
 
-            self._bar = tqdm(total=self.total, desc=desc, unit="mol", file=self._stream, leave=False, mininterval=0.5)
+            self._bar = tqdm(total=self.total, desc=desc, unit=unit, file=self._stream, leave=False, mininterval=0.5)
         else:
             self._lines = True
 
