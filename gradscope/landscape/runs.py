@@ -157,7 +157,8 @@ def _load(paths: Sequence[str | os.PathLike[str]], s: RunLandscapeSettings) -> l
         raise GradscopeError("no run given")
     if s.directions == "interpolate" and len(paths) != 2:
         raise GradscopeError("interpolate directions need exactly two checkpoints (from, to)")
-    runs = [load_run(p, which=s.checkpoint, data_path=s.data_path) for p in paths]
+    loaded: dict = {}  # runs of one dataset share it: loaded (and its warnings shown) once
+    runs = [load_run(p, which=s.checkpoint, data_path=s.data_path, loaded=loaded) for p in paths]
     for r in runs[1:]:
         if r.model_config != runs[0].model_config:
             raise GradscopeError(f"{r.path} is a checkpoint of another model than {runs[0].path} "

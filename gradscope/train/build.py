@@ -9,6 +9,7 @@ heat map need.
 from __future__ import annotations
 
 import csv
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -101,13 +102,22 @@ class Data:
 
 
 def build_data(config: RecordConfig, *, progress: bool = True, split: Split | None = None,
-               spec: DatasetSpec | None = None) -> Data:
-    """Load the dataset, split it (or reuse ``split``), fit the regression standardizer on train."""
+               spec: DatasetSpec | None = None, loaded: dict[str, MoleculeDataset] | None = None) -> Data:
+    """Load the dataset, split it (or reuse ``split``), fit the regression standardizer on train.
+
+    ``loaded`` (a dict the caller keeps) shares datasets between calls: several runs of one dataset
+    (a landscape comparison) load and report it once.
+    """
     spec = spec or dataset_spec(config)
-    try:
-        dataset = load_dataset(spec, progress=progress, workers=config.workers)
-    except (OSError, csv.Error) as exc:  # unreadable, binary or malformed file: the user's to fix
-        raise GradscopeError(f"cannot read {spec.path or spec.name}: {_first_line(exc)}") from exc
+    key = json.dumps(spec.to_dict(), sort_keys=True, default=str)
+    dataset = loaded.get(key) if loaded is not None else None
+    if dataset is None:
+        try:
+            dataset = load_dataset(spec, progress=progress, workers=config.workers)
+        except (OSError, csv.Error) as exc:  # unreadable, binary or malformed file: the user's to fix
+            raise GradscopeError(f"cannot read {spec.path or spec.name}: {_first_line(exc)}") from exc
+        if loaded is not None:
+            loaded[key] = dataset
     if split is None:
         split = make_split(dataset, config.split, seed=config.seed, fractions=config.split_sizes)
     for name in ("train", "val", "test"):
@@ -170,10 +180,11 @@ def split_from_checkpoint(ckpt: Checkpoint) -> Split:
 
 
 def load_run(path: str | Path, *, which: str = "best", data_path: str | None = None,
-             progress: bool = False) -> LoadedRun:
+             progress: bool = False, loaded: dict[str, MoleculeDataset] | None = None) -> LoadedRun:
     """Rebuild the model and exact data split of a run directory or checkpoint file.
 
-    ``data_path`` replaces the stored dataset location (e.g. the run was made elsewhere).
+    ``data_path`` replaces the stored dataset location (e.g. the run was made elsewhere);
+    ``loaded`` shares datasets between several runs (see :func:`build_data`).
     """
     ckpt_path = find_checkpoint(path, which)
     ckpt = Checkpoint.read(ckpt_path)
@@ -184,7 +195,7 @@ def load_run(path: str | Path, *, which: str = "best", data_path: str | None = N
     elif spec.path is not None and not Path(spec.path).is_file():
         raise GradscopeError(
             f"the dataset of {ckpt_path} was {spec.path}, which is missing here; pass its location with --data FILE")
-    data = build_data(ckpt.config, progress=progress, split=ckpt.split_indices(), spec=spec)
+    data = build_data(ckpt.config, progress=progress, split=ckpt.split_indices(), spec=spec, loaded=loaded)
     if ckpt.dataset_sha256 is not None and data.dataset.source_sha256 != ckpt.dataset_sha256:
         raise GradscopeError(f"the dataset file differs from the one {ckpt_path} was trained on (content hash)")
     if data.standardizer is not None and ckpt.standardizer is not None:

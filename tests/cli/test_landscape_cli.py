@@ -198,3 +198,19 @@ def test_unreadable_checkpoint_is_an_error(tmp_path, capsys) -> None:
     bad.write_bytes(b"not a checkpoint")
     assert main(["landscape", str(bad), "--out", str(tmp_path / "z")]) == 2
     assert "cannot read checkpoint" in capsys.readouterr().err
+
+
+def test_runs_of_one_dataset_load_it_once(runs, monkeypatch) -> None:
+    """Comparing several runs of one dataset loads (and reports) the dataset once; each run still
+    gets its own split and standardizer."""
+    import gradscope.train.build as build
+    from gradscope.landscape.runs import RunLandscapeSettings, _load
+
+    calls = []
+    real = build.load_dataset
+    monkeypatch.setattr(build, "load_dataset", lambda *a, **k: calls.append(a) or real(*a, **k))
+    loaded = _load([runs["adam"], runs["sam"]], RunLandscapeSettings())
+    assert len(calls) == 1 and loaded[0].data.dataset is loaded[1].data.dataset
+    for run, path in zip(loaded, (runs["adam"], runs["sam"])):
+        alone = load_run(path)
+        assert all(np.array_equal(run.data.split[k], alone.data.split[k]) for k in ("train", "val", "test"))
