@@ -154,35 +154,38 @@ def compute_landscape(
         done=previous.done.copy() if previous is not None else np.zeros(shape, dtype=bool),
         directions=d, settings=settings, label=label, checkpoint=checkpoint, metric_name=metric_name, path=out,
     )
-    pending = np.flatnonzero(~ls.done.reshape(-1))
     evaluator = LandscapeEvaluator(
         model, batches, loss_fn, metric_fn=metric_fn, forward=forward, layout=d.layout,
         batch_weights=batch_weights, chunk_size=settings.chunk_size, max_chunk_size=settings.max_chunk_size,
         memory_budget_mb=settings.memory_budget_mb, mode=settings.mode,
     )
-    coeffs = grid.coefficients()
     dist_util.barrier()  # every rank has read the old file before rank 0 rewrites it
-    writer = None
-    if out is not None and rank == 0:
-        writer = LandscapeWriter(out, ls, fresh=previous is None)
+    writer = LandscapeWriter(out, ls, fresh=previous is None) if out is not None and rank == 0 else None
     try:
-        if size == 1:
-            evaluator.evaluate(
-                d.vectors, coeffs[pending], indices=pending, progress=progress,
-                desc=f"landscape {label}", on_chunk=writer.update if writer is not None else _in_memory(ls),
-            )
-        else:
-            mine = shard(pending, rank, size)
-            res = evaluator.evaluate(
-                d.vectors, coeffs[mine], indices=mine, progress=progress and rank == 0, desc=f"landscape {label}"
-            )
-            idx, loss, metric = dist_util.gather_points(mine, res.loss, res.metric)
-            (writer.update if writer is not None else _in_memory(ls))(idx, loss, metric)
+        _evaluate_pending(ls, evaluator, grid.coefficients(), (rank, size), writer, progress=progress)
     finally:
         if writer is not None:
             writer.close()
     dist_util.barrier()
     return ls
+
+
+def _evaluate_pending(ls: Landscape, evaluator: LandscapeEvaluator, coeffs: np.ndarray, ranks: tuple[int, int],
+                      writer: LandscapeWriter | None, *, progress: bool) -> None:
+    """Evaluate the grid points not yet ``done`` — on one process, or sharded over ``ranks``
+    (rank, world size) and gathered — and hand them to ``writer`` (rank 0) or into ``ls``."""
+    rank, size = ranks
+    pending = np.flatnonzero(~ls.done.reshape(-1))
+    keep = writer.update if writer is not None else _in_memory(ls)
+    desc = f"landscape {ls.label}"
+    if size == 1:
+        evaluator.evaluate(ls.directions.vectors, coeffs[pending], indices=pending, progress=progress, desc=desc,
+                           on_chunk=keep)
+        return
+    mine = shard(pending, rank, size)
+    res = evaluator.evaluate(ls.directions.vectors, coeffs[mine], indices=mine, progress=progress and rank == 0,
+                             desc=desc)
+    keep(*dist_util.gather_points(mine, res.loss, res.metric))
 
 
 def _in_memory(ls: Landscape):  # type: ignore[no-untyped-def]

@@ -226,48 +226,23 @@ class LandscapeEvaluator:
         metric_out = np.full(n, np.nan) if self.metric_fn is not None else None
         if n == 0:
             return EvalResult(loss_out, metric_out)
-        device = self.origin.device
-        d = directions.to(device=device, dtype=self.origin.dtype)
+        d = directions.to(device=self.origin.device, dtype=self.origin.dtype)
         with eval_mode(self.fm.model), torch.no_grad():
-            if self.mode == "auto":
-                self._choose_mode(d)
-            if self.chunk_size is None:
-                cap = self._estimate_chunk_size()
-                if self.mode == "vmap":
-                    self._tuner = _ChunkTuner(cap)
-                    self.chunk_size = self._tuner.best
-                else:  # a loop gains nothing from large chunks; they only set the write granularity
-                    self.chunk_size = min(cap, 16)
+            self._plan_chunks(d)
             tuner = self._tuner if self._tuner is not None and self._tuner.active else None  # tuning goes on
             bar = Progress(n, desc, unit="points", enabled=progress)
+            pos = 0
             try:
-                pos = 0
                 while pos < n:
                     tuning = tuner is not None and tuner.active
                     size = min(tuner.next_size() if tuning else self.chunk_size, n - pos)  # type: ignore[union-attr]
                     start = time.perf_counter()
-                    try:
-                        losses, metrics = self._run_chunk(d, coeffs[pos : pos + size])
-                    except (torch.OutOfMemoryError, RuntimeError) as exc:
-                        if size > 1:
-                            self.chunk_size = max(1, min(self.chunk_size, size // 2))
-                            if tuner is not None:
-                                tuner.limit(size // 2)
-                            if device.type == "cuda":
-                                torch.cuda.empty_cache()
-                            continue
-                        if _is_oom(exc):
-                            raise GradscopeError(
-                                "out of memory evaluating a single grid point: use smaller evaluation batches"
-                            ) from exc
-                        raise
+                    result = self._try_chunk(d, coeffs[pos : pos + size], tuner)
+                    if result is None:  # out of memory: the chunk size was halved, try again
+                        continue
+                    losses, metrics = result
                     if tuning:
-                        tuner.record(size, time.perf_counter() - start)  # type: ignore[union-attr]
-                        self.chunk_size = tuner.best  # type: ignore[union-attr]
-                        if not tuner.active and tuner.best == 1:  # type: ignore[union-attr]
-                            # one point at a time (plain calls) beat every batched size: a loop it is
-                            self.mode = "loop"
-                            self.chunk_size = min(tuner.sizes[-1], 16)  # type: ignore[union-attr]
+                        self._tuned(tuner, size, time.perf_counter() - start)  # type: ignore[arg-type]
                     loss_out[pos : pos + size] = losses
                     if metric_out is not None and metrics is not None:
                         metric_out[pos : pos + size] = metrics
@@ -278,6 +253,48 @@ class LandscapeEvaluator:
             finally:
                 bar.close(finished=pos >= n)
         return EvalResult(loss_out, metric_out)
+
+    def _plan_chunks(self, d: torch.Tensor) -> None:
+        """Choose the evaluation mode (``auto``) and the first chunk size when none is set: the
+        memory estimate's cap, tuned by timing for vmap; at most 16 for a loop, which gains
+        nothing from large chunks (they only set the write granularity)."""
+        if self.mode == "auto":
+            self._choose_mode(d)
+        if self.chunk_size is None:
+            cap = self._estimate_chunk_size()
+            if self.mode == "vmap":
+                self._tuner = _ChunkTuner(cap)
+                self.chunk_size = self._tuner.best
+            else:
+                self.chunk_size = min(cap, 16)
+
+    def _try_chunk(self, d: torch.Tensor, coeffs: torch.Tensor,
+                   tuner: _ChunkTuner | None) -> tuple[np.ndarray, np.ndarray | None] | None:
+        """Losses and metrics of one chunk; None after running out of memory on more than one
+        point (the chunk size is halved: the caller tries again); a one-line error on one point."""
+        size = coeffs.shape[0]
+        try:
+            return self._run_chunk(d, coeffs)
+        except (torch.OutOfMemoryError, RuntimeError) as exc:
+            if size > 1:
+                self.chunk_size = max(1, min(self.chunk_size, size // 2))  # type: ignore[type-var]
+                if tuner is not None:
+                    tuner.limit(size // 2)
+                if d.device.type == "cuda":
+                    torch.cuda.empty_cache()
+                return None
+            if _is_oom(exc):
+                raise GradscopeError("out of memory evaluating a single grid point: use smaller evaluation batches") from exc
+            raise
+
+    def _tuned(self, tuner: _ChunkTuner, size: int, seconds: float) -> None:
+        """Record a timed chunk; when tuning ends with one point at a time (plain calls) beating
+        every batched size, evaluate in a loop from then on."""
+        tuner.record(size, seconds)
+        self.chunk_size = tuner.best
+        if not tuner.active and tuner.best == 1:
+            self.mode = "loop"
+            self.chunk_size = min(tuner.sizes[-1], 16)
 
     def plain_loss(self) -> float:
         """L(θ₀) by a plain (un-batched) pass — the value the landscape's centre must equal."""
