@@ -9,7 +9,7 @@ import torch
 from gradscope.chem import collate
 from gradscope.models import attention_entropy, build_model, capture_attention, row_entropy
 
-from .conftest import tiny
+from .conftest import capture_unchanged, tiny
 
 
 def naive_entropy(probs, mask):
@@ -30,12 +30,8 @@ def naive_entropy(probs, mask):
 def test_capture_changes_nothing_and_records_every_layer(graphs):
     model = build_model(tiny()).eval()
     batch = collate(graphs, pad_to=40)
-    ref = model(batch)
-    with capture_attention(model) as attn:
-        out = model(batch)
-    assert torch.equal(out, ref)
+    attn = capture_unchanged(model, batch)
     cfg = model.config
-    assert len(attn) == cfg.n_layers and torch.equal(attn.mask, batch.mask)
     for p in attn:
         assert p.shape == (len(batch), cfg.n_heads, 40, 40) and not p.requires_grad
         torch.testing.assert_close(p.sum(-1)[batch.mask[:, None, :].expand(-1, cfg.n_heads, -1)],

@@ -11,17 +11,16 @@ import numpy as np
 import pytest
 import torch
 from rdkit import Chem
-from rdkit.Chem import Crippen
 from torch.func import functional_call, vmap
 
 from gradscope.chem import collate
 from gradscope.chem.featurizers import COMPT
-from gradscope.models import (CoMPT, CoMPTConfig, attention_entropy, build_compt, capture_attention,
+from gradscope.models import (CoMPT, CoMPTConfig, attention_entropy, build_compt,
                               model_from_config_dict)
 from gradscope.models.compt.layers import ScaleNorm, StdLayerNorm
 from gradscope.models.compt.readout import GRUReadout, MaskedBiGRU
 
-from .conftest import SMILES
+from .conftest import SMILES, capture_unchanged, overfit_losses
 from .test_transformer import _NoHostSync
 
 
@@ -154,12 +153,8 @@ def test_state_dict_and_config_round_trip_through_weights_only_load(compt_model,
 def test_capture_records_outgoing_attention_and_changes_nothing(batch):
     torch.manual_seed(0)
     model = build_compt(compt_tiny()).eval()
-    ref = model(batch)
-    with capture_attention(model) as attn:
-        out = model(batch)
-    assert torch.equal(out, ref)
+    attn = capture_unchanged(model, batch)
     cfg = model.config
-    assert len(attn) == cfg.n_layers and torch.equal(attn.mask, batch.mask)
     rows = batch.mask[:, None, :].expand(-1, cfg.n_heads, -1)
     for p in attn:
         assert p.shape == (len(batch), cfg.n_heads, batch.max_atoms, batch.max_atoms) and not p.requires_grad
@@ -261,23 +256,8 @@ def test_bonds_and_distances_reach_the_output(batch):
 
 
 def test_tiny_compt_overfits_sixteen_molecules():
-    smiles = [
-        "CCO", "CCCCO", "c1ccccc1", "c1ccccc1O", "CC(=O)O", "CCN(CC)CC", "ClCCl", "c1ccncc1", "CC(C)CC(=O)O",
-        "OCC(O)CO", "c1ccc2ccccc2c1", "CC(=O)Nc1ccc(O)cc1", "CCOC(=O)C", "C1CCCCC1", "NC(=O)N", "FC(F)(F)c1ccccc1",
-    ]
-    y = torch.tensor([[Crippen.MolLogP(Chem.MolFromSmiles(s))] for s in smiles])
-    y = (y - y.mean()) / y.std()
-    batch = collate([COMPT(s).with_labels(t) for s, t in zip(smiles, y)])
     torch.manual_seed(0)
-    model = build_compt(compt_tiny(n_tasks=1))
-    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
-    losses = []
-    for _ in range(50):
-        opt.zero_grad()
-        loss = (model(batch) - batch.y).square().mean()
-        loss.backward()
-        opt.step()
-        losses.append(loss.item())
+    losses = overfit_losses(build_compt(compt_tiny(n_tasks=1)), steps=50)
     assert losses[-1] < losses[0] / 10, (losses[0], losses[-1])
 
 

@@ -7,7 +7,6 @@ import numpy as np
 import pytest
 import torch
 from rdkit import Chem
-from rdkit.Chem import Crippen
 from torch.func import functional_call, vmap
 from torch.overrides import TorchFunctionMode
 
@@ -16,7 +15,7 @@ from gradscope.chem.featurizers import COMPT
 from gradscope.models import ModelConfig, build_model
 from gradscope.models.transformer import PairBias
 
-from .conftest import SMILES, tiny
+from .conftest import SMILES, overfit_losses, tiny
 
 
 def test_output_shape(model, batch):
@@ -130,22 +129,7 @@ def test_bonds_and_distances_reach_the_output(batch):
 
 
 def test_tiny_model_overfits_sixteen_molecules():
-    smiles = [
-        "CCO", "CCCCO", "c1ccccc1", "c1ccccc1O", "CC(=O)O", "CCN(CC)CC", "ClCCl", "c1ccncc1", "CC(C)CC(=O)O",
-        "OCC(O)CO", "c1ccc2ccccc2c1", "CC(=O)Nc1ccc(O)cc1", "CCOC(=O)C", "C1CCCCC1", "NC(=O)N", "FC(F)(F)c1ccccc1",
-    ]
-    y = torch.tensor([[Crippen.MolLogP(Chem.MolFromSmiles(s))] for s in smiles])
-    y = (y - y.mean()) / y.std()
-    batch = collate([COMPT(s).with_labels(t) for s, t in zip(smiles, y)])
-    model = build_model(tiny(n_tasks=1))
-    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
-    losses = []
-    for _ in range(150):
-        opt.zero_grad()
-        loss = (model(batch) - batch.y).square().mean()
-        loss.backward()
-        opt.step()
-        losses.append(loss.item())
+    losses = overfit_losses(build_model(tiny(n_tasks=1)), steps=150)
     assert losses[-1] < losses[0] / 10, (losses[0], losses[-1])
 
 
