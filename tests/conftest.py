@@ -27,5 +27,15 @@ def _private_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest
 
 
 @pytest.fixture(autouse=True)
+def _no_shared_data(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No test reads the full MoleculeNet CSVs beside the clone (benchmarks and the study default to
+    them): ``GRADSCOPE_MOLECULENET`` is an empty folder unless a test sets it; tests read the
+    excerpts in tests/data/moleculenet (the ``moleculenet_dir`` fixture)."""
+    empty = tmp_path_factory.getbasetemp() / "no-shared-moleculenet"
+    empty.mkdir(exist_ok=True)
+    monkeypatch.setenv("GRADSCOPE_MOLECULENET", str(empty))
+
+
+@pytest.fixture(autouse=True)
 def _seed() -> None:
     torch.manual_seed(0)
