@@ -27,8 +27,35 @@ from gradscope.errors import ConfigError
 READOUTS = ("mean", "attention")
 
 
+class StoredConfig:
+    """What a model config dataclass shares with every other: ``replace``, and ``to_dict`` /
+    ``from_dict`` with the ``"architecture"`` key that tells the configs apart in checkpoints."""
+
+    architecture: ClassVar[str]
+
+    def replace(self, **changes: Any) -> Any:
+        return replace(self, **changes)  # type: ignore[type-var]
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-able fields plus ``"architecture"`` (safe for ``torch.load(weights_only=True)``)."""
+        return {"architecture": self.architecture, **asdict(self)}  # type: ignore[call-overload]
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Any:
+        """Inverse of :meth:`to_dict`; a dict without ``"architecture"`` is taken as this one's."""
+        d = dict(d)
+        kind = d.pop("architecture", cls.architecture)
+        name = cls.__name__
+        if kind != cls.architecture:
+            raise ConfigError(f"a {kind!r} model config is not a {name} ({cls.architecture!r})")
+        unknown = set(d) - {f.name for f in fields(cls)}  # type: ignore[arg-type]
+        if unknown:
+            raise ConfigError(f"unknown {name} field(s): {', '.join(sorted(unknown))}")
+        return cls(**d)
+
+
 @dataclass(frozen=True, kw_only=True)
-class ModelConfig:
+class ModelConfig(StoredConfig):
     """Hyper-parameters of :class:`~gradscope.models.GraphTransformer`.
 
     Attributes:
@@ -91,26 +118,6 @@ class ModelConfig:
             hint = RENAMED.get(name, "")
             raise ConfigError(f"unknown model preset {name!r}; choose one of {', '.join(PRESETS)}{hint}") from None
         return cls(atom_dim=atom_dim, bond_dim=bond_dim, n_tasks=n_tasks, **{**base, **overrides})
-
-    def replace(self, **changes: Any) -> "ModelConfig":
-        return replace(self, **changes)
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-able fields plus ``"architecture"`` (safe for ``torch.load(weights_only=True)``)."""
-        return {"architecture": self.architecture, **asdict(self)}
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "ModelConfig":
-        """Inverse of :meth:`to_dict`; a dict without ``"architecture"`` is taken as this one's."""
-        d = dict(d)
-        kind = d.pop("architecture", cls.architecture)
-        if kind != cls.architecture:
-            raise ConfigError(f"a {kind!r} model config is not a ModelConfig ({cls.architecture!r})")
-        known = {f.name for f in fields(cls)}
-        unknown = set(d) - known
-        if unknown:
-            raise ConfigError(f"unknown ModelConfig field(s): {', '.join(sorted(unknown))}")
-        return cls(**d)
 
 
 PRESETS: dict[str, dict[str, Any]] = {

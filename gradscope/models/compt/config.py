@@ -36,10 +36,11 @@ Xavier-uniform initialisation of every matrix (``init_type='uniform'``).
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields, replace
-from typing import Any, ClassVar, Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
 from gradscope.errors import ConfigError
+from gradscope.models.config import StoredConfig
 from gradscope.models.recipes import DEFAULT_DATASET, recipe
 
 DISTANCE_KERNELS = ("exp", "softmax")
@@ -47,7 +48,7 @@ READOUTS = ("gru", "mean")
 
 
 @dataclass(frozen=True, kw_only=True)
-class CoMPTConfig:
+class CoMPTConfig(StoredConfig):
     """Hyper-parameters of :class:`~gradscope.models.CoMPT` (see the module docstring).
 
     Defaults are the released BBBP model (``get_options('bbbp')`` in the released ``utils.py``).
@@ -100,25 +101,6 @@ class CoMPTConfig:
     @property
     def head_dim(self) -> int:
         return self.d_model // self.n_heads
-
-    def replace(self, **changes: Any) -> "CoMPTConfig":
-        return replace(self, **changes)
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-able fields plus ``"architecture"`` (safe for ``torch.load(weights_only=True)``)."""
-        return {"architecture": self.architecture, **asdict(self)}
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "CoMPTConfig":
-        """Inverse of :meth:`to_dict`."""
-        d = dict(d)
-        kind = d.pop("architecture", cls.architecture)
-        if kind != cls.architecture:
-            raise ConfigError(f"a {kind!r} model config is not a CoMPTConfig ({cls.architecture!r})")
-        unknown = set(d) - {f.name for f in fields(cls)}
-        if unknown:
-            raise ConfigError(f"unknown CoMPTConfig field(s): {', '.join(sorted(unknown))}")
-        return cls(**d)
 
 
 def _positive_int(name: str, v: Any) -> None:
