@@ -95,16 +95,7 @@ class Recorder:
             raise GradscopeError(f"Recorder needs a torch.optim.Optimizer, got {type(optimizer).__name__}")
         self.settings = RecorderSettings(**settings)
         self.optimizer = optimizer
-        # the trainable parameters in param-group order: the flat order of gradscope optimizers
-        self._params: list[torch.Tensor] = _unique(
-            p for g in optimizer.param_groups for p in g["params"] if p.requires_grad
-        )
-        if not self._params:
-            raise GradscopeError("the optimizer has no trainable parameters to record")
-        devices = {p.device for p in self._params}
-        if len(devices) > 1:
-            raise GradscopeError(f"parameters on several devices ({sorted(map(str, devices))}) are not supported")
-        self.device = devices.pop()
+        self._params, self.device = _trainable_parameters(optimizer)
         self._layout = FlatLayout(self._params)
         self.numel = self._layout.numel
         self._buffers = list(model.buffers()) if model is not None else []
@@ -448,6 +439,18 @@ class Recorder:
 
 
 # ----------------------------------------------------------------------------- helpers
+def _trainable_parameters(optimizer: torch.optim.Optimizer) -> tuple[list[torch.Tensor], torch.device]:
+    """The trainable parameters in param-group order (the flat order of gradscope optimizers) and
+    their one device; one-line errors when there are none or they are on several devices."""
+    params = _unique(p for g in optimizer.param_groups for p in g["params"] if p.requires_grad)
+    if not params:
+        raise GradscopeError("the optimizer has no trainable parameters to record")
+    devices = {p.device for p in params}
+    if len(devices) > 1:
+        raise GradscopeError(f"parameters on several devices ({sorted(map(str, devices))}) are not supported")
+    return params, devices.pop()
+
+
 def _unique(params: Iterable[torch.Tensor]) -> list[torch.Tensor]:
     seen: set[int] = set()
     out = []
